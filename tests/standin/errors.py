@@ -1,0 +1,57 @@
+"""Error type carrying the ClearML server's (HTTP code, subcode, message) triple."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ApiError(Exception):
+    """An API failure answered as ``meta.result_code``/``result_subcode``/``result_msg``."""
+
+    def __init__(self, code: int, subcode: int, msg: str, **data: Any) -> None:
+        super().__init__(msg)
+        self.code = code
+        self.subcode = subcode
+        self.msg = msg
+        self.data = data
+
+
+# Codes and subcodes follow clearml-server's apierrors/errors.conf.
+def not_supported(endpoint: str, version: str) -> ApiError:
+    return ApiError(400, 1, f"Unable to find endpoint for name {endpoint} and version {version}")
+
+
+def missing_fields(*fields: str) -> ApiError:
+    return ApiError(400, 11, "Validation error (missing required fields)", fields=list(fields))
+
+
+def invalid_task_id(task_id: Any) -> ApiError:
+    return ApiError(400, 101, f"Invalid task id: id={task_id}")
+
+
+def invalid_task_status(msg: str, **data: Any) -> ApiError:
+    return ApiError(400, 110, f"Invalid task status: {msg}", **data)
+
+
+def invalid_model_id(model_id: Any) -> ApiError:
+    return ApiError(400, 201, f"Invalid model id: id={model_id}")
+
+
+def invalid_project_id(project_id: Any) -> ApiError:
+    return ApiError(400, 401, f"Invalid project id: id={project_id}")
+
+
+def invalid_queue_id(queue_id: Any) -> ApiError:
+    return ApiError(400, 701, f"Invalid queue id: id={queue_id}")
+
+
+def no_default_queue() -> ApiError:
+    return ApiError(400, 707, "No queue is tagged as the default queue for this company")
+
+
+def invalid_worker_id(worker: Any) -> ApiError:
+    return ApiError(400, 1001, f"Invalid worker id: worker={worker}")
+
+
+def unauthorized(subcode: int, msg: str) -> ApiError:
+    return ApiError(401, subcode, msg)
