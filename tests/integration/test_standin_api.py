@@ -139,11 +139,14 @@ def test_ndjson_event_batch_and_scalar_reads(clearml_api: ApiClient, unique_name
                          "iter": i, "value": 1.0 / (i + 1), "timestamp": int(time.time() * 1000)}) for i in range(3)]
     lines.append(json.dumps({"type": "log", "task": task, "msg": "hello", "level": "info",
                              "timestamp": int(time.time() * 1000)}))
-    res = clearml_api.http.post(f"{clearml_api.endpoint.api_host}/events.add_batch", data="\n".join(lines),
-                                headers={"Authorization": f"Bearer {clearml_api._token or clearml_api._login()}"},
-                                timeout=10)
+    headers = {"Authorization": f"Bearer {clearml_api._token or clearml_api._login()}"}
+    url = f"{clearml_api.endpoint.api_host}/events.add_batch"
+    res = clearml_api.http.post(url, data="\n".join(lines[:3]), headers=headers, timeout=10)
     assert res.status_code == 200, res.text
-    assert res.json()["data"]["added"] == 4
+    assert res.json()["data"]["added"] == 3
+    single = clearml_api.http.post(url, data=lines[3], headers=headers, timeout=10)  # a one-line batch
+    assert single.status_code == 200, single.text
+    assert single.json()["data"]["added"] == 1
     hist = clearml_api.call("events.scalar_metrics_iter_histogram", task=task)
     assert hist["loss"]["train"]["x"] == [0, 1, 2]
     assert hist["loss"]["train"]["y"] == pytest.approx([1.0, 0.5, 1 / 3])

@@ -30,13 +30,14 @@ def parse_body(raw: bytes, endpoint: str) -> Doc:
     if not text:
         return {}
     try:
+        if endpoint == "events.add_batch":
+            # One event per line; a one-line batch is also a valid JSON object, so never parse it whole.
+            lines = [json.loads(line) for line in text.splitlines() if line.strip()]
+            events = lines[0] if len(lines) == 1 and isinstance(lines[0], list) else lines
+            return {"requests": events}
         body = json.loads(text)
     except json.JSONDecodeError:
-        if endpoint != "events.add_batch":
-            raise errors.ApiError(400, 12, "Validation error (malformed JSON body)") from None
-        body = [json.loads(line) for line in text.splitlines() if line.strip()]
-    if isinstance(body, list):
-        return {"requests": body}
+        raise errors.ApiError(400, 12, "Validation error (malformed JSON body)") from None
     if not isinstance(body, dict):
         raise errors.ApiError(400, 12, "Validation error (body must be a JSON object)")
     return body

@@ -1,0 +1,20 @@
+"""A trainable-looking task: connect parameters, report them back as a scalar and a log line.
+
+Run by hand once (from a git checkout) to make the template an agent can re-run with new values.
+"""
+
+import argparse
+import json
+
+from clearml import Task
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--project", default="standin-tests")
+parser.add_argument("--name", default="params echo")
+args = parser.parse_args()
+
+task = Task.init(project_name=args.project, task_name=args.name, reuse_last_task_id=False)
+params = task.connect({"lr": 0.1, "note": "template"}, name="General")
+task.get_logger().report_scalar("echo", "lr", value=float(params["lr"]), iteration=0)
+task.get_logger().report_text(f"echo note={params['note']}")
+print(json.dumps({"task_id": task.id}))
