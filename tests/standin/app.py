@@ -103,11 +103,13 @@ class ApiHandler(BaseHandler):
                 self.state.calls.append(endpoint)
                 data = handler(self.state, body, call)
         except errors.ApiError as exc:
+            self.state.failed_calls.append(f"{endpoint}: {exc.code}/{exc.subcode} {exc.msg}")
             if exc.code >= 500 or exc.subcode == 1:
                 log.warning("stand-in: %s -> %s/%s %s", endpoint, exc.code, exc.subcode, exc.msg)
             self._respond(endpoint, version, exc.code, None, exc.subcode, exc.msg, error_data=exc.data)
         except Exception as exc:  # a handler bug must reach the client as the real server's 500
             log.exception("stand-in: %s failed", endpoint)
+            self.state.failed_calls.append(f"{endpoint}: 500 {exc!r}")
             self._respond(endpoint, version, 500, None, 0, f"General server error: {exc}", traceback.format_exc())
         else:
             self._respond(endpoint, version, 200, data)

@@ -117,8 +117,12 @@ class SdkRunner:
         return result
 
     def run_json(self, script: Path | str, *args: str, **kwargs: Any) -> Any:
-        """Run a script whose last stdout line is JSON, and return it parsed."""
-        output = self.run(script, *args, **kwargs).output
+        """Run a script whose last stdout line is JSON, and return it parsed
+        (with ``check=False``, a failed run returns its return code and output instead)."""
+        result = self.run(script, *args, **kwargs)
+        output = result.output
+        if result.returncode != 0:
+            return {"returncode": result.returncode, "output": output[-3000:]}
         lines = [line for line in output.splitlines() if line.startswith("{") or line.startswith("[")]
         if not lines:
             raise AssertionError(f"{script} printed no JSON:\n{output[-6000:]}")

@@ -43,6 +43,7 @@ class State:
     calls: list[str] = field(default_factory=list)
     unknown_calls: list[str] = field(default_factory=list)
     external_attempts: list[str] = field(default_factory=list)
+    failed_calls: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         # The real server creates a "default" queue tagged as the default queue on first start.
