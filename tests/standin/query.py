@@ -90,19 +90,29 @@ def matches(doc: Doc, query: Doc, regex_fields: Iterable[str] = ("name",)) -> bo
 
 
 def project(doc: Doc, only_fields: list[str] | None) -> Doc:
-    """A deep copy of ``doc`` holding only the dotted ``only_fields`` (and ``id``)."""
+    """A deep copy of ``doc`` holding only the dotted ``only_fields`` (and ``id``).
+
+    Like a MongoDB projection, an existing parent document is kept (possibly empty) when the
+    projected leaf is missing: ``runtime.version`` on ``{"runtime": {}}`` gives ``{"runtime": {}}``.
+    """
     if not only_fields:
         return copy.deepcopy(doc)
     out: Doc = {"id": doc.get("id")}
     for path in only_fields:
-        value = get_path(doc, path)
-        if value is None:
-            continue
+        src: Any = doc
+        dst = out
         parts = path.split(".")
-        node = out
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-        node[parts[-1]] = copy.deepcopy(value)
+        for i, part in enumerate(parts):
+            if not isinstance(src, dict) or part not in src:
+                break
+            src = src[part]
+            if i == len(parts) - 1:
+                dst[part] = copy.deepcopy(src)
+            elif isinstance(src, dict):
+                dst = dst.setdefault(part, {})
+            else:
+                dst[part] = copy.deepcopy(src)  # a non-document on the way: keep it whole
+                break
     return out
 
 
