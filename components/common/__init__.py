@@ -1,0 +1,1 @@
+"""Code shared by the pipeline steps: data listing and validation, transforms, models, ClearML tracking."""

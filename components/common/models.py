@@ -1,0 +1,95 @@
+"""Network, loss, optimizer and LR schedule built from ``_target_`` config entries with Hydra's instantiate.
+
+Switching to any MONAI network (or any torch module) is a config change: ``model.net._target_=...``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from hydra.utils import instantiate
+from monai.inferers import SlidingWindowInferer
+from omegaconf import DictConfig, OmegaConf
+
+from .errors import ConfigError
+
+
+def _build(cfg: Any, key: str, **kwargs: Any) -> Any:
+    if cfg is None or "_target_" not in cfg:
+        raise ConfigError(key, "must be a mapping with a '_target_' entry")
+    try:
+        return instantiate(cfg, **kwargs)
+    except Exception as e:
+        # Hydra wraps the real cause; show the config key and the innermost message.
+        cause = e
+        while cause.__cause__ is not None:
+            cause = cause.__cause__
+        raise ConfigError(key, f"cannot build {cfg._target_}: {cause}") from e
+
+
+def build_network(model_cfg: DictConfig) -> torch.nn.Module:
+    """The segmentation network from ``model.net``."""
+    net = _build(model_cfg.net, "model.net")
+    if not isinstance(net, torch.nn.Module):
+        raise ConfigError("model.net._target_", f"{model_cfg.net._target_} did not build a torch.nn.Module")
+    return net
+
+
+def build_loss(train_cfg: DictConfig) -> torch.nn.Module:
+    """The training loss from ``train.loss`` (DiceCE by default)."""
+    return _build(train_cfg.loss, "train.loss")
+
+
+def _build_partial(cfg: Any, key: str, *args: Any) -> Any:
+    """Instantiate a ``_partial_: true`` entry, then call it with the run-time arguments (e.g. parameters)."""
+    factory = _build(cfg, key)
+    if not callable(factory):
+        raise ConfigError(key, "must be a '_partial_: true' entry")
+    try:
+        return factory(*args)
+    except Exception as e:
+        raise ConfigError(key, f"cannot build {cfg._target_}: {e}") from e
+
+
+def build_optimizer(train_cfg: DictConfig, params: Any) -> torch.optim.Optimizer:
+    """The optimizer from ``train.optimizer`` (a ``_partial_`` entry, given the parameters here)."""
+    return _build_partial(train_cfg.optimizer, "train.optimizer", params)
+
+
+def build_scheduler(train_cfg: DictConfig, optimizer: torch.optim.Optimizer) -> Any:
+    """The epoch-wise LR schedule from ``train.scheduler`` (``null`` for a constant LR)."""
+    if train_cfg.get("scheduler") is None:
+        return None
+    return _build_partial(train_cfg.scheduler, "train.scheduler", optimizer)
+
+
+def build_inferer(inference_cfg: DictConfig) -> SlidingWindowInferer:
+    """Sliding-window inference over whole volumes, shared by validation and evaluation."""
+    return SlidingWindowInferer(roi_size=[int(s) for s in inference_cfg.roi_size],
+                                sw_batch_size=int(inference_cfg.sw_batch_size),
+                                overlap=float(inference_cfg.overlap), mode=str(inference_cfg.mode))
+
+
+def load_network_weights(net: torch.nn.Module, checkpoint: Path | str, device: torch.device) -> dict[str, Any]:
+    """Load the ``net`` entry of a training checkpoint (or a bare state dict) into ``net``."""
+    path = Path(checkpoint)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: checkpoint not found")
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except Exception as e:
+        raise ConfigError("evaluate.checkpoint", f"{path} is not a readable torch checkpoint: {e}") from e
+    weights = state.get("net", state) if isinstance(state, dict) else state
+    try:
+        net.load_state_dict(weights)
+    except RuntimeError as e:
+        raise ConfigError("model", f"checkpoint {path} does not fit the configured network "
+                                   f"(was it trained with another model config?): {e}") from e
+    return state
+
+
+def model_summary(model_cfg: DictConfig) -> dict[str, Any]:
+    """The network's config as a plain dict, stored with output models so they can be rebuilt."""
+    return OmegaConf.to_container(model_cfg, resolve=True)  # type: ignore[return-value]

@@ -1,0 +1,99 @@
+"""Preprocess step: gather cases (synthetic, Decathlon or folders), validate them, split, and describe the data.
+
+Writes ``manifest.json`` (cases with their split, label names, statistics) and ``validation_report.json``
+into ``paths.preprocess_dir``; logs statistics and the case table to ClearML.
+
+    python components/preprocess.py data=decathlon data.root=/data/Task09_Spleen
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as a script (python components/preprocess.py, or by a clearml-agent)
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import hydra
+from clearml import Task
+from omegaconf import DictConfig
+
+from components.common import runtime, tracking
+from components.common.entry import run_step
+from components.common.errors import DataError
+from components.common.manifest import Manifest, assign_splits
+from components.common.sources import collect_cases
+from components.common.validation import validate_cases, summarize
+
+log = logging.getLogger("preprocess")
+
+REPORT_NAME = "validation_report.json"
+
+
+def run(cfg: DictConfig, task: Task | None = None) -> dict[str, Any]:
+    """Prepare the data set described by ``cfg.data``; return paths and counts (also in ``result.json``)."""
+    started = time.time()
+    out = runtime.step_dir(cfg, "preprocess")
+    runtime.save_resolved_config(cfg, out)
+    data_cfg = cfg.data
+    seed = int(cfg.seed)
+
+    cases, labels = collect_cases(data_cfg, out, seed)
+    if len(labels) != int(data_cfg.num_classes):
+        raise DataError(str(data_cfg.get("root") or out), f"declares {len(labels)} classes {labels} but "
+                        f"config key 'data.num_classes' is {data_cfg.num_classes}; make them agree")
+    log.info("found %d case(s) from source '%s'; validating", len(cases), data_cfg.source)
+    good, bad = validate_cases(cases, int(data_cfg.num_classes), str(data_cfg.on_invalid))
+    split_cases = assign_splits([r.case for r in good], float(data_cfg.split.val), float(data_cfg.split.test), seed)
+    rejected = [{"id": r.case.id, "image": r.case.image, "label": r.case.label, "problems": r.problems} for r in bad]
+    stats = summarize(good)
+    manifest = Manifest(labels=labels, cases=split_cases, source={"type": str(data_cfg.source), "name": str(data_cfg.name)},
+                        stats=stats, rejected=rejected, seed=seed, root=out)
+    manifest_path = manifest.save(out)
+    report_path = out / REPORT_NAME
+    report_path.write_text(json.dumps({"valid": len(good), "invalid": len(bad), "rejected": rejected}, indent=2))
+
+    counts = {s: len(manifest.split(s)) for s in ("train", "val", "test")}
+    log.info("valid %d, rejected %d; split train=%d val=%d test=%d", len(good), len(bad),
+             counts["train"], counts["val"], counts["test"])
+    if task is not None:
+        _report(task, manifest, good, counts, len(bad), manifest_path, report_path)
+    result = {"manifest": str(manifest_path.resolve()), "validation_report": str(report_path.resolve()),
+              "num_valid": len(good), "num_rejected": len(bad), "splits": counts, "stats": stats,
+              "seconds": round(time.time() - started, 2),
+              "clearml_task_id": task.id if task else None,
+              "clearml_offline_session": tracking.offline_session_zip(task) if task else None}
+    runtime.write_result(out, result)
+    return result
+
+
+def _report(task: Task, manifest: Manifest, good: list, counts: dict[str, int], num_rejected: int,
+            manifest_path: Path, report_path: Path) -> None:
+    logger = task.get_logger()
+    for name, value in {**counts, "valid": len(good), "rejected": num_rejected}.items():
+        logger.report_single_value(f"cases_{name}", value)
+    for axis, value in zip("xyz", manifest.stats["spacing_median"]):
+        logger.report_single_value(f"spacing_median_{axis}", value)
+    for name, value in manifest.stats["intensity_percentiles_median"].items():
+        logger.report_single_value(f"intensity_{name}", value)
+    split_of = {c.id: c.split for c in manifest.cases}
+    rows = [[r.case.id, split_of[r.case.id], "x".join(str(s) for s in r.stats["shape"]),
+             " ".join(f"{s:.3g}" for s in r.stats["spacing"]), *(f"{v:.4g}" for v in r.stats["intensity_percentiles"].values())]
+            for r in good]
+    tracking.report_table(task, "cases", ["case", "split", "shape", "spacing",
+                                          *good[0].stats["intensity_percentiles"].keys()], rows)
+    task.upload_artifact("manifest", artifact_object=str(manifest_path), wait_on_upload=True)
+    task.upload_artifact("validation_report", artifact_object=str(report_path), wait_on_upload=True)
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+def main(cfg: DictConfig) -> None:
+    run_step(cfg, "preprocess", run)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The preprocess -> train -> evaluate DAG and the ways to run it (locally, or on ClearML agents)."""
