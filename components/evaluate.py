@@ -31,28 +31,13 @@ from monai.metrics import DiceMetric, HausdorffDistanceMetric
 from monai.transforms import AsDiscrete, Invertd, SaveImaged
 from omegaconf import DictConfig
 
-from components.common import models, runtime, tracking
+from components.common import clearml_io, models, runtime, tracking
 from components.common.entry import run_step
-from components.common.errors import ConfigError
-from components.common.manifest import Manifest
+from components.common.inputs import load_manifest, resolve_checkpoint
 from components.common.overlay import save_overlay
 from components.common.transforms import deterministic_transforms
 
 log = logging.getLogger("evaluate")
-
-
-def resolve_checkpoint(cfg: DictConfig) -> Path:
-    """``evaluate.checkpoint`` if set, else the best checkpoint recorded by the train step."""
-    if cfg.evaluate.get("checkpoint"):
-        path = Path(str(cfg.evaluate.checkpoint)).expanduser()
-    else:
-        best = runtime.read_result(str(cfg.paths.train_dir)).get("best_checkpoint")
-        if not best:
-            raise ConfigError("evaluate.checkpoint", f"not set, and {cfg.paths.train_dir}/result.json has no best checkpoint")
-        path = Path(best)
-    if not path.is_file():
-        raise ConfigError("evaluate.checkpoint", f"checkpoint file '{path}' does not exist")
-    return path
 
 
 def _nan_to_none(value: float) -> float | None:
@@ -65,7 +50,7 @@ def run(cfg: DictConfig, task: Task | None = None) -> dict[str, Any]:
     out = runtime.step_dir(cfg, "evaluate")
     runtime.save_resolved_config(cfg, out)
     device = runtime.select_device(str(cfg.device))
-    manifest = Manifest.load(str(cfg.paths.manifest))
+    manifest, _ = load_manifest(cfg)
     num_classes = manifest.num_classes
     checkpoint = resolve_checkpoint(cfg)
     net = models.build_network(cfg.model).to(device)
@@ -120,9 +105,18 @@ def run(cfg: DictConfig, task: Task | None = None) -> dict[str, Any]:
         writer.writerows(rows)
     metrics_path = out / "metrics.json"
     metrics_path.write_text(json.dumps({"summary": summary, "cases": rows}, indent=2))
+    published = None
     if task is not None:
         _report(task, rows, summary, csv_path, metrics_path, overlays)
-    result = {"checkpoint": str(checkpoint), "metrics": summary, "metrics_csv": str(csv_path.resolve()),
+        if cfg.inputs.get("model_id"):
+            threshold = float(cfg.evaluate.publish_min_dice)
+            published = clearml_io.report_test_metrics_on_model(
+                str(cfg.inputs.model_id), {"test_mean_dice": summary["mean_dice"], "test_mean_hd95": summary["mean_hd95"]},
+                publish=summary["mean_dice"] >= threshold)
+            log.info("model %s: test mean Dice %.4f vs threshold %.4f -> %s", cfg.inputs.model_id,
+                     summary["mean_dice"], threshold, "published" if published else "not published")
+        clearml_io.set_outputs(task, test_mean_dice=round(summary["mean_dice"], 5), published=published)
+    result = {"checkpoint": str(checkpoint), "metrics": summary, "published": published, "metrics_csv": str(csv_path.resolve()),
               "metrics_json": str(metrics_path.resolve()), "predictions": str(pred_dir.resolve()),
               "overlays": [str(p.resolve()) for p in overlays], "num_cases": len(rows),
               "seconds": round(time.time() - started, 2), "clearml_task_id": task.id if task else None,

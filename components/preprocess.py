@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -22,10 +23,10 @@ import hydra
 from clearml import Task
 from omegaconf import DictConfig
 
-from components.common import runtime, tracking
+from components.common import clearml_io, runtime, tracking
 from components.common.entry import run_step
-from components.common.errors import DataError
-from components.common.manifest import Manifest, assign_splits
+from components.common.errors import ConfigError, DataError
+from components.common.manifest import Case, Manifest, assign_splits
 from components.common.sources import collect_cases
 from components.common.validation import validate_cases, summarize
 
@@ -49,6 +50,9 @@ def run(cfg: DictConfig, task: Task | None = None) -> dict[str, Any]:
     log.info("found %d case(s) from source '%s'; validating", len(cases), data_cfg.source)
     good, bad = validate_cases(cases, int(data_cfg.num_classes), str(data_cfg.on_invalid))
     split_cases = assign_splits([r.case for r in good], float(data_cfg.split.val), float(data_cfg.split.test), seed)
+    publish = bool(cfg.clearml.dataset.publish)
+    if publish:  # a published data set must be self-contained: bring outside files into the folder
+        split_cases = [_copy_into(c, out) for c in split_cases]
     rejected = [{"id": r.case.id, "image": r.case.image, "label": r.case.label, "problems": r.problems} for r in bad]
     stats = summarize(good)
     manifest = Manifest(labels=labels, cases=split_cases, source={"type": str(data_cfg.source), "name": str(data_cfg.name)},
@@ -62,13 +66,36 @@ def run(cfg: DictConfig, task: Task | None = None) -> dict[str, Any]:
              counts["train"], counts["val"], counts["test"])
     if task is not None:
         _report(task, manifest, good, counts, len(bad), manifest_path, report_path)
-    result = {"manifest": str(manifest_path.resolve()), "validation_report": str(report_path.resolve()),
+    dataset = None
+    if publish:
+        if task is None:
+            raise ConfigError("clearml.dataset.publish", "publishing a Dataset needs a ClearML task (run the step's "
+                                                       "entry point, not run() alone)")
+        dataset = clearml_io.publish_dataset(out, str(cfg.clearml.dataset.project), str(cfg.clearml.dataset.name),
+                                             tags=list(cfg.clearml.tags or []))
+        clearml_io.set_outputs(task, dataset_id=dataset["id"], dataset_version=dataset["version"])
+    result = {"manifest": str(manifest_path.resolve()), "dataset": dataset, "validation_report": str(report_path.resolve()),
               "num_valid": len(good), "num_rejected": len(bad), "splits": counts, "stats": stats,
               "seconds": round(time.time() - started, 2),
               "clearml_task_id": task.id if task else None,
               "clearml_offline_session": tracking.offline_session_zip(task) if task else None}
     runtime.write_result(out, result)
     return result
+
+
+def _copy_into(case: Case, folder: Path) -> Case:
+    """Copy a case's files into ``folder/imagesTr`` and ``folder/labelsTr`` unless they are already inside."""
+    paths = []
+    for path, sub in ((case.image, "imagesTr"), (case.label, "labelsTr")):
+        src = Path(str(path)).resolve()
+        if folder.resolve() in src.parents:
+            paths.append(str(src))
+            continue
+        dst = folder / sub / src.name
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, dst)
+        paths.append(str(dst.resolve()))
+    return Case(case.id, paths[0], paths[1], case.split)
 
 
 def _report(task: Task, manifest: Manifest, good: list, counts: dict[str, int], num_rejected: int,

@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import subprocess
 import sys
 import time
@@ -39,10 +40,11 @@ from monai.inferers import SimpleInferer
 from monai.transforms import AsDiscreted, Compose
 from omegaconf import DictConfig, OmegaConf
 
-from components.common import models, runtime, tracking
+from components.common import clearml_io, models, runtime, tracking
 from components.common.data import make_dataset, make_loader
 from components.common.entry import run_step
 from components.common.errors import ConfigError
+from components.common.inputs import load_manifest
 from components.common.manifest import Manifest
 from components.common.transforms import deterministic_transforms, training_transforms
 
@@ -76,6 +78,17 @@ def find_resume_checkpoint(resume: Any, checkpoint_dir: Path) -> Path | None:
     return path
 
 
+def _adopt_existing_checkpoints(last: ModelCheckpoint, best: ModelCheckpoint, ckpt_dir: Path) -> None:
+    """Make resumed checkpoint handlers aware of the files already saved, so that ``keep_last`` and the
+    single best checkpoint still hold across the interruption (ignite's handlers keep this list in memory)."""
+    epochs = sorted((int(m.group(1)), p.name) for p in ckpt_dir.glob("checkpoint_*.pt")
+                    if (m := re.fullmatch(r"checkpoint_(\d+)\.pt", p.name)))
+    last.load_state_dict({"_saved": epochs[-last.n_saved:] if last.n_saved else epochs})
+    scored = sorted((float(m.group(1)), p.name) for p in ckpt_dir.glob(f"{BEST_PREFIX}_*.pt")
+                    if (m := re.search(rf"{KEY_METRIC}=([0-9.]+)\.pt$", p.name)))
+    best.load_state_dict({"_saved": scored[-1:]})
+
+
 def _check_config(cfg: DictConfig) -> None:
     t = cfg.train
     for key in ("max_epochs", "batch_size", "samples_per_volume", "val_interval"):
@@ -97,11 +110,8 @@ def run(cfg: DictConfig, task: Task | None = None) -> dict[str, Any]:
     device = runtime.select_device(str(cfg.device))
     runtime.seed_everything(int(cfg.seed))
 
-    manifest = Manifest.load(str(cfg.paths.manifest))
+    manifest, dataset = load_manifest(cfg)
     num_classes = manifest.num_classes
-    if num_classes != int(cfg.data.num_classes):
-        raise ConfigError("data.num_classes", f"is {cfg.data.num_classes} but the manifest {cfg.paths.manifest} "
-                                              f"declares {num_classes} classes")
     base = deterministic_transforms(cfg.data)
     train_ds = make_dataset(manifest.records("train"), Compose([base, training_transforms(tcfg)]), tcfg.cache,
                             out / "cache")
@@ -161,6 +171,9 @@ def run(cfg: DictConfig, task: Task | None = None) -> dict[str, Any]:
         log.info("resuming from %s", resume_from)
         Checkpoint.load_objects(to_load=to_save, checkpoint=torch.load(resume_from, map_location=device,
                                                                         weights_only=False))
+        trainer.state.max_epochs = max_epochs  # the config may extend a finished run
+        _adopt_existing_checkpoints(last, best, ckpt_dir)
+    start_epoch = int(trainer.state.epoch)
     try:
         trainer.run()
     except Exception:
@@ -175,6 +188,7 @@ def run(cfg: DictConfig, task: Task | None = None) -> dict[str, Any]:
         "best_val_mean_dice": float(evaluator.state.best_metric),
         "best_epoch": int(evaluator.state.best_metric_epoch),
         "epochs": int(trainer.state.epoch),
+        "resumed_from_epoch": start_epoch if resume_from is not None else None,
         "final_loss": float(trainer.state.output[0]["loss"]) if trainer.state.output else None,
         "device": str(device),
         "seconds": round(time.time() - started, 2),
@@ -182,7 +196,9 @@ def run(cfg: DictConfig, task: Task | None = None) -> dict[str, Any]:
         "clearml_offline_session": tracking.offline_session_zip(task) if task else None,
     }
     if task is not None:
-        result["output_models"] = _register_models(cfg, task, manifest, result, last)
+        result["output_models"] = _register_models(cfg, task, manifest, dataset, result, last)
+        clearml_io.set_outputs(task, model_id=result["output_models"].get("best"),
+                               val_mean_dice=round(result["best_val_mean_dice"], 5))
     runtime.write_result(out, result)
     log.info("best val mean Dice %.4f at epoch %d; checkpoint %s", result["best_val_mean_dice"],
              result["best_epoch"], result["best_checkpoint"])
@@ -228,17 +244,25 @@ def _attach_tracking(trainer: Engine, evaluator: Engine, log_dir: Path, clearml:
         evaluator.add_event_handler(Events.EPOCH_COMPLETED, image_handler)
 
 
-def _register_models(cfg: DictConfig, task: Task, manifest: Manifest, result: dict[str, Any],
-                     last: ModelCheckpoint) -> dict[str, str]:
-    """Register the best checkpoint (and, offline, the kept epoch checkpoints) as output models with lineage."""
-    metadata = {"val_mean_dice": round(result["best_val_mean_dice"], 5), "best_epoch": result["best_epoch"],
-                "seed": int(cfg.seed), "git_commit": git_commit(Path(__file__).parent) or "unknown",
-                "dataset": str(cfg.paths.manifest), "model": str(cfg.model.name)}
+def _register_models(cfg: DictConfig, task: Task, manifest: Manifest, dataset: dict[str, Any],
+                     result: dict[str, Any], last: ModelCheckpoint) -> dict[str, str]:
+    """Register the best checkpoint (and, offline, the kept epoch checkpoints) as output models with lineage.
+
+    The best model's metadata holds what is needed to trace and rebuild it: git commit, dataset id and
+    version, seed, validation Dice; its configuration is the resolved run config.
+    """
+    val_dice = round(result["best_val_mean_dice"], 5)
+    metadata = {"val_mean_dice": val_dice, "best_epoch": result["best_epoch"], "seed": int(cfg.seed),
+                "git_commit": git_commit(Path(__file__).parent) or "unknown", "model": str(cfg.model.name),
+                "dataset_id": dataset.get("id", ""), "dataset_version": dataset.get("version", ""),
+                "dataset_path": dataset.get("path", ""), "pipeline_run": _pipeline_run(task)}
+    tags = ["best", f"val_dice={val_dice:.4f}", *(f"{k}={metadata[k]}" for k in ("dataset_id", "pipeline_run")
+                                                  if metadata[k])]
     config = OmegaConf.to_container(cfg, resolve=True)
     labels = {v: int(k) for k, v in manifest.labels.items()}
     registered = {}
     if result["best_checkpoint"]:
-        model = tracking.register_model(task, Path(result["best_checkpoint"]), f"{task.name} best", tags=["best"],
+        model = tracking.register_model(task, Path(result["best_checkpoint"]), f"{task.name} best", tags=tags,
                                         metadata=metadata, config=config, labels=labels)
         registered["best"] = model.id
     if task.is_offline():  # online, ClearML's torch.save binding already captured these
@@ -249,6 +273,11 @@ def _register_models(cfg: DictConfig, task: Task, manifest: Manifest, result: di
                                                 config=config, labels=labels)
                 registered[path.stem] = model.id
     return registered
+
+
+def _pipeline_run(task: Task) -> str:
+    """Id of the pipeline (controller task) that launched this step, or "" when run on its own."""
+    return task.parent or "" if not task.is_offline() else ""
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")

@@ -17,7 +17,7 @@ os.environ.setdefault("CLEARML_OFFLINE_MODE", "0")
 from pipelines.config import compose_config  # noqa: E402
 
 # Small volumes, a small network and few epochs: every component runs in seconds on 2 CPU cores.
-TINY_OVERRIDES: tuple[str, ...] = (
+TINY_SYNTHETIC: tuple[str, ...] = (
     "data.num_cases=8",
     "data.synthetic.shape=[32,32,32]",
     "data.synthetic.num_objects=4",
@@ -25,6 +25,8 @@ TINY_OVERRIDES: tuple[str, ...] = (
     "data.synthetic.radius_max=7",
     "data.split.val=0.25",
     "data.split.test=0.25",
+)
+TINY_TRAINING: tuple[str, ...] = (
     "model.net.channels=[8,16,32]",
     "model.net.strides=[2,2]",
     "model.net.num_res_units=1",
@@ -37,14 +39,16 @@ TINY_OVERRIDES: tuple[str, ...] = (
     "device=cpu",
     "clearml.offline=true",
 )
+TINY_OVERRIDES: tuple[str, ...] = TINY_SYNTHETIC + TINY_TRAINING
 
 
 @pytest.fixture
 def tiny_cfg(tmp_path: Path) -> Callable[..., DictConfig]:
     """Factory: the tiny config with outputs under ``tmp_path`` plus any extra overrides."""
 
-    def make(*extra: str, run_id: str = "test") -> DictConfig:
-        return compose_config([*TINY_OVERRIDES, f"paths.output_root={tmp_path}", f"paths.run_id={run_id}", *extra])
+    def make(*extra: str, run_id: str = "test", synthetic: bool = True) -> DictConfig:
+        tiny = TINY_OVERRIDES if synthetic else TINY_TRAINING
+        return compose_config([*tiny, f"paths.output_root={tmp_path}", f"paths.run_id={run_id}", *extra])
 
     return make
 

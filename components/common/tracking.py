@@ -8,7 +8,6 @@ configuration object), and, under an agent, applies the values edited in the UI.
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 

@@ -1,0 +1,133 @@
+"""Each component's run(cfg) on tiny data, the hand-over between them, resume and determinism."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Callable
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+from omegaconf import DictConfig
+
+from components import evaluate, preprocess, train
+from components.common import models
+from components.common.errors import ConfigError, DataError
+from components.common.manifest import Manifest
+from pipelines.config import compose_config
+from tests.conftest import make_case
+
+Cfg = Callable[..., DictConfig]
+
+
+def test_preprocess_writes_manifest_split_and_statistics(tiny_cfg: Cfg) -> None:
+    cfg = tiny_cfg()
+    result = preprocess.run(cfg)
+    manifest = Manifest.load(result["manifest"])
+    assert result["num_valid"] == 8 and result["num_rejected"] == 0
+    assert result["splits"] == {"train": 4, "val": 2, "test": 2}
+    assert manifest.labels == {"0": "background", "1": "low", "2": "high"}
+    for case in manifest.cases:  # paths are stored relative to the manifest, so the folder can move
+        assert not Path(case.image).is_absolute()
+        label = np.asarray(nib.load(str(manifest.resolve(str(case.label)))).dataobj)
+        assert set(np.unique(label)) == {0, 1, 2}, "every synthetic case holds both foreground classes"
+    image = np.asarray(nib.load(str(manifest.resolve(manifest.cases[0].image))).dataobj)
+    assert len(np.unique(image)) > 100, "synthetic images must be noisy, not piecewise constant"
+    stats = result["stats"]
+    assert stats["shape_median"] == [32, 32, 32] and stats["spacing_median"] == [1.0, 1.0, 1.0]
+    assert 0 < stats["class_fraction"]["1"] < 0.5
+    out = Path(cfg.paths.preprocess_dir)
+    assert (out / "config.resolved.yaml").is_file() and (out / "dataset.json").is_file()
+    assert json.loads((out / "dataset.json").read_text())["numTraining"] == 8
+
+
+def test_preprocess_skips_or_fails_on_bad_cases_of_a_decathlon_folder(tiny_cfg: Cfg, tmp_path: Path) -> None:
+    root = tmp_path / "Task99_Test"
+    for i in range(5):
+        make_case(root, f"case_{i}", seed=i)
+    (root / "labelsTr" / "case_4.nii.gz").write_bytes(b"garbage")
+    entries = [{"image": f"./imagesTr/case_{i}.nii.gz", "label": f"./labelsTr/case_{i}.nii.gz"} for i in range(5)]
+    (root / "dataset.json").write_text(json.dumps({"labels": {"0": "background", "1": "organ"}, "training": entries}))
+    common = ("data=decathlon", f"data.root={root}", "data.spacing=null", "data.intensity.mode=zscore")
+    result = preprocess.run(tiny_cfg(*common, "data.on_invalid=skip", "data.split.val=0.25", "data.split.test=0.25",
+                                     synthetic=False))
+    assert result["num_valid"] == 4 and result["num_rejected"] == 1
+    report = json.loads(Path(result["validation_report"]).read_text())
+    assert report["rejected"][0]["id"] == "case_4" and "unreadable" in report["rejected"][0]["problems"][0]
+    with pytest.raises(DataError, match="case_4.nii.gz"):
+        preprocess.run(tiny_cfg(*common, "data.on_invalid=fail", synthetic=False))
+    with pytest.raises(DataError, match="data.num_classes"):
+        preprocess.run(tiny_cfg(*common, "data.num_classes=3", synthetic=False))
+
+
+def test_train_then_evaluate_hand_over_and_outputs(tiny_cfg: Cfg) -> None:
+    cfg = tiny_cfg()
+    preprocess.run(cfg)
+    trained = train.run(cfg)
+    ckpt_dir = Path(cfg.paths.train_dir) / "checkpoints"
+    assert sorted(p.name for p in ckpt_dir.glob("checkpoint_*.pt")) == ["checkpoint_2.pt", "checkpoint_3.pt"]
+    best = Path(trained["best_checkpoint"])
+    assert best.is_file() and best.name.startswith("best_checkpoint_")
+    state = torch.load(best, weights_only=False)
+    assert set(state) >= {"net", "optimizer", "trainer", "lr_scheduler"}
+    assert state["trainer"]["iteration"] == trained["best_epoch"] * state["trainer"]["epoch_length"]
+    assert 0.0 <= trained["best_val_mean_dice"] <= 1.0 and trained["epochs"] == 3
+
+    evaluated = evaluate.run(cfg)
+    assert Path(evaluated["checkpoint"]) == best
+    metrics = evaluated["metrics"]
+    assert set(metrics["dice"]) == {"low", "high"} and metrics["num_cases"] == 2
+    rows = Path(evaluated["metrics_csv"]).read_text().splitlines()
+    assert rows[0] == "case,dice_low,dice_high,hd95_low,hd95_high" and len(rows) == 3
+    predictions = sorted(Path(evaluated["predictions"]).glob("*_pred.nii.gz"))
+    assert len(predictions) == 2
+    manifest = Manifest.load(cfg.paths.manifest)
+    source = nib.load(str(manifest.resolve(manifest.split("test")[0].image)))
+    saved = nib.load(str(predictions[0]))
+    assert saved.shape == source.shape and np.allclose(saved.affine, source.affine)
+    assert set(np.unique(np.asarray(saved.dataobj))) <= {0, 1, 2}
+    assert len(evaluated["overlays"]) == 1 and Path(evaluated["overlays"][0]).stat().st_size > 0
+
+
+def test_resume_continues_from_the_last_checkpoint(tiny_cfg: Cfg) -> None:
+    cfg = tiny_cfg("train.max_epochs=2", "train.scheduler=null")
+    preprocess.run(cfg)
+    train.run(cfg)
+    resumed = train.run(tiny_cfg("train.max_epochs=3", "train.scheduler=null", "train.resume=auto"))
+    assert resumed["epochs"] == 3 and resumed["resumed_from_epoch"] == 2
+    ckpts = sorted(p.name for p in (Path(cfg.paths.train_dir) / "checkpoints").glob("checkpoint_*.pt"))
+    assert ckpts == ["checkpoint_2.pt", "checkpoint_3.pt"]
+    with pytest.raises(ConfigError, match="train.resume"):
+        train.run(tiny_cfg("train.resume=/no/such/file.pt"))
+
+
+def test_bad_values_are_named_before_training(tiny_cfg: Cfg) -> None:
+    with pytest.raises(ConfigError, match="train.max_epochs"):
+        train.run(tiny_cfg("train.max_epochs=abc"))
+    with pytest.raises(DataError, match="manifest not found"):
+        train.run(tiny_cfg("paths.manifest=/nowhere/manifest.json"))
+
+
+def test_evaluate_rejects_a_checkpoint_of_another_network(tiny_cfg: Cfg, tmp_path: Path) -> None:
+    cfg = tiny_cfg()
+    preprocess.run(cfg)
+    other = models.build_network(compose_config(["model=segresnet"]).model)
+    path = tmp_path / "other.pt"
+    torch.save({"net": other.state_dict()}, path)
+    with pytest.raises(ConfigError, match="does not fit the configured network"):
+        evaluate.run(tiny_cfg(f"evaluate.checkpoint={path}"))
+
+
+def test_same_seed_gives_identical_metrics_on_cpu(tiny_cfg: Cfg) -> None:
+    results = []
+    for run_id in ("a", "b"):
+        cfg = tiny_cfg("train.max_epochs=2", run_id=run_id)
+        preprocess.run(cfg)
+        trained = train.run(cfg)
+        results.append((trained["best_val_mean_dice"], trained["final_loss"], evaluate.run(cfg)["metrics"]))
+    assert results[0] == results[1]
+    other = tiny_cfg("train.max_epochs=2", "seed=1", run_id="c")
+    preprocess.run(other)
+    assert train.run(other)["final_loss"] != results[0][1]
