@@ -33,14 +33,16 @@ import hydra
 from clearml import Task
 from ignite.engine import Engine, Events
 from ignite.handlers import Checkpoint, ModelCheckpoint
+from monai.data import DistributedSampler
 from monai.engines import SupervisedEvaluator, SupervisedTrainer
 from monai.handlers import (ClearMLImageHandler, ClearMLStatsHandler, LrScheduleHandler, MeanDice,
                             TensorBoardImageHandler, TensorBoardStatsHandler, from_engine)
 from monai.inferers import SimpleInferer
 from monai.transforms import AsDiscreted, Compose
 from omegaconf import DictConfig, OmegaConf
+from torch.nn.parallel import DistributedDataParallel
 
-from components.common import clearml_io, models, runtime, tracking
+from components.common import clearml_io, distributed, models, runtime, tracking
 from components.common.data import make_dataset, make_loader
 from components.common.entry import run_step
 from components.common.errors import ConfigError
@@ -99,15 +101,29 @@ def _check_config(cfg: DictConfig) -> None:
 
 
 def run(cfg: DictConfig, task: Task | None = None) -> dict[str, Any]:
-    """Train on the manifest's train split, validate on its val split; return the best checkpoint and metrics."""
-    started = time.time()
+    """Train on the manifest's train split, validate on its val split; return the best checkpoint and metrics.
+
+    With ``train.distributed.nproc`` > 1 the work is shared by that many data-parallel processes.
+    """
     _check_config(cfg)
+    nproc = int(cfg.train.distributed.nproc)
+    if nproc > 1:
+        backend = distributed.resolve_backend(str(cfg.train.distributed.backend), runtime.select_device(str(cfg.device)))
+        return distributed.run_data_parallel(train_rank, cfg, task, nproc, backend)
+    return train_rank(cfg, task)
+
+
+def train_rank(cfg: DictConfig, task: Task | None, rank: int = 0, world_size: int = 1) -> dict[str, Any]:
+    """The training loop of one rank (the only one when not distributed); rank 0 writes and reports."""
+    started = time.time()
+    lead = rank == 0
     tcfg = cfg.train
     out = runtime.step_dir(cfg, "train")
-    runtime.save_resolved_config(cfg, out)
+    if lead:
+        runtime.save_resolved_config(cfg, out)
     ckpt_dir = out / "checkpoints"
     ckpt_dir.mkdir(exist_ok=True)
-    device = runtime.select_device(str(cfg.device))
+    device = distributed.rank_device(runtime.select_device(str(cfg.device)), rank)
     runtime.seed_everything(int(cfg.seed))
 
     manifest, dataset = load_manifest(cfg)
@@ -116,16 +132,22 @@ def run(cfg: DictConfig, task: Task | None = None) -> dict[str, Any]:
     train_ds = make_dataset(manifest.records("train"), Compose([base, training_transforms(tcfg)]), tcfg.cache,
                             out / "cache")
     val_ds = make_dataset(manifest.records("val"), base, tcfg.cache, out / "cache")
-    train_loader = make_loader(train_ds, int(tcfg.batch_size), shuffle=True, num_workers=int(tcfg.num_workers))
-    val_loader = make_loader(val_ds, 1, shuffle=False, num_workers=int(tcfg.num_workers))
+    train_sampler = DistributedSampler(train_ds, shuffle=True) if world_size > 1 else None
+    val_sampler = DistributedSampler(val_ds, shuffle=False, even_divisible=False) if world_size > 1 else None
+    train_loader = make_loader(train_ds, int(tcfg.batch_size), shuffle=True, num_workers=int(tcfg.num_workers),
+                               sampler=train_sampler)
+    val_loader = make_loader(val_ds, 1, shuffle=False, num_workers=int(tcfg.num_workers), sampler=val_sampler)
 
     net = models.build_network(cfg.model).to(device)
+    if world_size > 1:
+        net = DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
     loss_fn = models.build_loss(tcfg)
     optimizer = models.build_optimizer(tcfg, net.parameters())
     scheduler = models.build_scheduler(tcfg, optimizer)
     amp = bool(tcfg.amp) and device.type == "cuda"
-    log.info("training %s on %s (amp=%s): %d train / %d val cases, %d epochs", cfg.model.name, device, amp,
-             len(train_ds), len(val_ds), tcfg.max_epochs)
+    if lead:
+        log.info("training %s on %s x%d (amp=%s): %d train / %d val cases, %d epochs", cfg.model.name, device,
+                 world_size, amp, len(train_ds), len(val_ds), tcfg.max_epochs)
 
     post = Compose([AsDiscreted(keys="pred", argmax=True, to_onehot=num_classes),
                     AsDiscreted(keys="label", to_onehot=num_classes)])
@@ -144,6 +166,8 @@ def run(cfg: DictConfig, task: Task | None = None) -> dict[str, Any]:
     @trainer.on(Events.EPOCH_STARTED)
     def _record_lr(engine: Engine) -> None:
         engine.state.lr = optimizer.param_groups[0]["lr"]
+        if train_sampler is not None:
+            train_sampler.set_epoch(engine.state.epoch)
 
     if scheduler is not None:
         LrScheduleHandler(scheduler, print_lr=False).attach(trainer)
@@ -151,8 +175,9 @@ def run(cfg: DictConfig, task: Task | None = None) -> dict[str, Any]:
     trainer.add_event_handler(
         Events.EPOCH_COMPLETED(event_filter=lambda _, e: e % interval == 0 or e == max_epochs),
         lambda engine: evaluator.run(engine.state.epoch))
-    _attach_progress(trainer, evaluator, max_epochs)
-    _attach_tracking(trainer, evaluator, out / "tensorboard", task is not None, bool(tcfg.log_images))
+    if lead:
+        _attach_progress(trainer, evaluator, max_epochs)
+        _attach_tracking(trainer, evaluator, out / "tensorboard", task is not None, bool(tcfg.log_images))
 
     to_save = {"net": net, "optimizer": optimizer, "trainer": trainer}
     if scheduler is not None:
@@ -177,10 +202,14 @@ def run(cfg: DictConfig, task: Task | None = None) -> dict[str, Any]:
     try:
         trainer.run()
     except Exception:
+        if not lead:
+            raise
         saved = sorted(str(p) for p in ckpt_dir.glob("*.pt"))
         log.error("training failed; checkpoints kept in %s: %s (resume with train.resume=auto)", ckpt_dir, saved)
         raise
 
+    if not lead:
+        return {}
     best_path = Path(best.last_checkpoint) if best.last_checkpoint else None
     result = {
         "best_checkpoint": str(best_path.resolve()) if best_path else None,
@@ -191,6 +220,8 @@ def run(cfg: DictConfig, task: Task | None = None) -> dict[str, Any]:
         "resumed_from_epoch": start_epoch if resume_from is not None else None,
         "final_loss": float(trainer.state.output[0]["loss"]) if trainer.state.output else None,
         "device": str(device),
+        "world_size": world_size,
+        "iterations_per_epoch": int(trainer.state.epoch_length or 0),
         "seconds": round(time.time() - started, 2),
         "clearml_task_id": task.id if task else None,
         "clearml_offline_session": tracking.offline_session_zip(task) if task else None,
