@@ -1,0 +1,305 @@
+"""The remote pipeline: a ClearML ``PipelineController`` whose steps are the component scripts, run by agents.
+
+    python pipelines/remote.py remote|controller|register [hydra overrides...]
+
+(``monai-pipeline remote|controller|register`` runs this file from the repository root.) The same file is
+the controller task's entry point: a services-mode agent runs it without arguments, and it then rebuilds
+the DAG from the controller task's (possibly UI-edited) parameters.
+
+* The DAG comes from ``pipelines/dag.py``; queues, docker, retries and caching from ``conf/pipeline``.
+* Each step task is created with ``Task.create`` from this repository (URL, commit, uncommitted diff and
+  entry point ``components/<step>.py`` taken from the controller task), so an agent checks the code out.
+* Step configuration goes into the step task's ``Hydra/<key>`` parameters, which ClearML's Hydra binding
+  applies as overrides when the agent runs the component; the typed pipeline parameters
+  (``pipelines/parameters.py``) map to those keys.
+* Data flows through ClearML: preprocess publishes a Dataset version and sets ``Outputs/dataset_id``;
+  train gets it as ``inputs.dataset_id`` and sets ``Outputs/model_id``; evaluate gets both.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+if __package__ in (None, ""):  # run as a script (by the CLI, or by a clearml-agent from a checkout)
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from omegaconf import DictConfig
+
+from components.common.errors import PipelineError
+from pipelines.config import compose_config
+from pipelines.dag import REPO_ROOT, STEPS, Step
+from pipelines.parameters import (PARAMETERS, ParameterError, as_ui_values, defaults_from, format_value,
+                                  override_key, step_overrides, validate)
+
+log = logging.getLogger("pipelines.remote")
+
+COMMANDS = ("remote", "controller", "register")
+STEP_TASK_TYPES = {"preprocess": "data_processing", "train": "training", "evaluate": "testing"}
+# metrics and models shown on the pipeline run (single values are reported under the "Summary" title)
+MONITOR_METRICS: dict[str, list[tuple[tuple[str, str], tuple[str, str]]]] = {
+    "evaluate": [(("Summary", "test_mean_dice"), ("test", "mean_dice")),
+                 (("Summary", "test_mean_hd95"), ("test", "mean_hd95"))],
+}
+MONITOR_MODELS: dict[str, list[str]] = {"train": ["*"]}
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where the step code comes from: what an agent checks out."""
+
+    repository: str
+    branch: str
+    commit: str
+    diff: str
+
+
+@dataclass
+class Plan:
+    """A validated run: typed parameter values, the config they compose to, and the steps' overrides."""
+
+    values: dict[str, Any]
+    cfg: DictConfig
+    overrides: list[str]
+
+
+def plan_from_overrides(overrides: Sequence[str]) -> Plan:
+    """Validate command-line overrides: parameters are lifted out of them and typed, the rest is kept."""
+    cfg = compose_config(overrides)
+    raw = defaults_from(cfg, list(overrides), bool(cfg.pipeline.force_preprocess))
+    return plan_from_parameters(raw)
+
+
+def plan_from_parameters(raw: Mapping[str, Any]) -> Plan:
+    """Validate parameter values (text from the UI or typed) and compose the config they stand for."""
+    values = validate(raw)
+    overrides = step_overrides(values)
+    cfg = compose_config(overrides)
+    return Plan(values=values, cfg=cfg, overrides=overrides)
+
+
+def overrides_for(step: Step, plan: Plan, run_id: str) -> dict[str, str]:
+    """The ``Hydra/<key>`` parameters of a step: the run's overrides it depends on plus the pipeline's wiring."""
+    pcfg = plan.cfg.pipeline
+    keep = tuple(str(k) for k in pcfg.preprocess_keys)
+    chosen = [o for o in plan.overrides if not override_key(o).startswith("pipeline.")]
+    if step.name == "preprocess":
+        chosen = [o for o in chosen if override_key(o).split(".")[0] in keep]
+    chosen += [str(o) for o in pcfg.step_overrides.get(step.name) or []]
+    params = {f"Hydra/{key}": value for key, value in (_split(o) for o in chosen)}
+    if step.name != "preprocess":
+        # per-run folder on the agent (train's checkpoints, so a retry can resume); data comes by id
+        params["Hydra/paths.run_id"] = run_id
+        params["Hydra/inputs.dataset_id"] = "${preprocess.parameters.Outputs/dataset_id}"
+    if step.name == "evaluate":
+        params["Hydra/inputs.model_id"] = "${train.parameters.Outputs/model_id}"
+    return params
+
+
+def _split(override: str) -> tuple[str, str]:
+    key = override_key(override)
+    if override.lstrip("+").startswith("~"):
+        return "~" + key, ""
+    return key, override.split("=", 1)[1] if "=" in override else ""
+
+
+class GrowingDelayRetry:
+    """Retry policy for a step: up to ``count`` retries, waiting ``delay * backoff**n`` seconds before retry n+1.
+
+    ClearML relaunches a failed step at once and with the same task; here each retry is a fresh clone of
+    the failed task (which stays, with its log) with ``Hydra/train.resume=auto``, so training continues from
+    the last checkpoint written in the run's train folder.
+    """
+
+    def __init__(self, count: int, delay: float, backoff: float, max_delay: float,
+                 resume_parameters: Mapping[str, str] | None = None,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.count, self.delay, self.backoff, self.max_delay = int(count), float(delay), float(backoff), float(max_delay)
+        self.resume_parameters = dict(resume_parameters or {})
+        self.sleep = sleep
+
+    def delay_before(self, retries_done: int) -> float:
+        """Seconds to wait before the retry that follows ``retries_done`` earlier retries."""
+        return min(self.max_delay, self.delay * self.backoff ** retries_done)
+
+    def __call__(self, pipeline: Any, node: Any, retries_done: int) -> bool:
+        if retries_done >= self.count:
+            return False
+        wait = self.delay_before(retries_done)
+        print(f"step '{node.name}' failed; retry {retries_done + 1}/{self.count} in {wait:.0f}s", flush=True)
+        self.sleep(wait)
+        if self.resume_parameters and node.job is not None:
+            node.job = _fresh_attempt(node.job, pipeline.id, self.resume_parameters)
+        return True
+
+
+def _fresh_attempt(job: Any, pipeline_id: str, parameters: Mapping[str, str]) -> Any:
+    """A new job for a clone of ``job``'s failed task, with ``parameters`` set (the failed task is kept)."""
+    from clearml import Task
+    from clearml.automation.job import ClearmlJob
+
+    failed = job.task
+    clone = Task.clone(source_task=failed, name=failed.name, parent=pipeline_id,
+                       comment=f"retry of {failed.id}")
+    clone.set_parameters(dict(parameters))
+    return ClearmlJob(base_task_id=clone.id, disable_clone_task=True, parent=pipeline_id)
+
+
+def controller_source(task: Any) -> Source:
+    """The repository, commit and uncommitted diff recorded on the controller task (what agents check out)."""
+    script = task.data.script
+    if not script or not script.repository:
+        raise PipelineError(
+            "the controller task has no git repository recorded; run from a clone of this repository whose "
+            "'origin' remote the agents can reach (the steps are checked out from it)")
+    return Source(repository=str(script.repository), branch=str(script.branch or ""),
+                  commit=str(script.version_num or ""), diff=str(script.diff or ""))
+
+
+def _step_task_factory(step: Step, source: Source, plan: Plan, project: str) -> Callable[[Any], Any]:
+    """``base_task_factory`` for a step: a draft task of the component script at the controller's commit."""
+
+    def create(node: Any) -> Any:
+        from clearml import Task
+
+        docker = plan.cfg.pipeline.docker.get(step.name) or {}
+        packages = plan.cfg.pipeline.packages
+        task = Task.create(
+            project_name=project, task_name=step.name, task_type=STEP_TASK_TYPES[step.name],
+            repo=source.repository, branch=source.branch or None, commit=source.commit or None,
+            script=step.script, working_directory=".",
+            packages=list(packages) if packages is not None else None,
+            docker=docker.get("image"), docker_args=docker.get("args"),
+            add_task_init_call=False,  # the components call Task.init inside their Hydra main
+        )
+        if source.diff:
+            task.set_script(diff=source.diff)
+        return task
+
+    return create
+
+
+def build(plan: Plan, command: str) -> Any:
+    """Create the PipelineController: parameters, then one step per entry of ``dag.STEPS``."""
+    from clearml import PipelineController
+
+    pcfg = plan.cfg.pipeline
+    pipe = PipelineController(name=str(pcfg.name), project=str(pcfg.project), version=str(pcfg.version),
+                              add_pipeline_tags=True, target_project=True, abort_on_failure=False,
+                              docker=pcfg.docker.controller.image, docker_args=pcfg.docker.controller.args)
+    for p in PARAMETERS:
+        pipe.add_parameter(p.name, format_value(p.kind, plan.values[p.name]), description=p.description,
+                           param_type=p.kind)
+    # wait for ClearML's repository detection so the recorded commit/diff is what the steps get
+    pipe._task._wait_for_repo_detection(timeout=300.0)  # noqa: SLF001 (the controller module does the same)
+    source = controller_source(pipe._task)  # noqa: SLF001
+    if command != "agent" and source.diff:
+        log.warning("uncommitted changes: the steps get them as a git diff on top of %s", source.commit)
+    project = pipe._task.get_project_name()  # noqa: SLF001
+    retries = pcfg.retries
+    for step in STEPS:
+        retry = None
+        if step.name == "train" and int(retries.count) > 0:
+            retry = GrowingDelayRetry(retries.count, retries.delay, retries.backoff, retries.max_delay,
+                                      resume_parameters={"Hydra/train.resume": "auto"})
+        cache = step.name == "preprocess" and bool(pcfg.cache_preprocess) and not plan.values["force_preprocess"]
+        limit = (pcfg.time_limit or {}).get(step.name)
+        pipe.add_step(
+            name=step.name, parents=list(step.parents),
+            base_task_factory=_step_task_factory(step, source, plan, project),
+            parameter_override=overrides_for(step, plan, pipe.id),
+            execution_queue=str(pcfg.queues[step.name]),
+            cache_executed_step=cache,
+            retry_on_failure=retry if retry is not None else 0,
+            monitor_metrics=MONITOR_METRICS.get(step.name),
+            monitor_models=MONITOR_MODELS.get(step.name),
+            time_limit=float(limit) if limit else None,
+        )
+    return pipe
+
+
+def run(command: str, overrides: Sequence[str]) -> int:
+    """``remote``: enqueue the controller; ``controller``: run it here; ``register``: leave a draft for the UI."""
+    if command not in COMMANDS:
+        raise PipelineError(f"unknown command '{command}' (choose from: {', '.join(COMMANDS)})")
+    plan = plan_from_overrides(overrides)
+    pipe = build(plan, command)
+    queue = str(plan.cfg.pipeline.queues.controller)
+    print(f"pipeline controller task: {pipe.id}", flush=True)
+    print("parameters: " + ", ".join(f"{k}={v}" for k, v in as_ui_values(plan.values).items()), flush=True)
+    if command == "register":
+        pipe.create_draft()
+        print(f"registered pipeline '{plan.cfg.pipeline.name}' (draft {pipe.id}); run it from the Pipelines page",
+              flush=True)
+        return 0
+    if command == "controller":
+        pipe.start_locally(run_pipeline_steps_locally=False)
+        ok = pipe.is_successful()
+        print(f"pipeline {pipe.id} {'completed' if ok else 'failed'}", flush=True)
+        return 0 if ok else 1
+    print(f"enqueueing the controller to queue '{queue}'", flush=True)
+    pipe.start(queue=queue)  # exits this process once the controller task is enqueued
+    return 0
+
+
+def run_on_agent() -> int:
+    """Under an agent: rebuild the pipeline from the controller task's parameters and run it."""
+    from clearml import Task
+
+    task = Task.get_task(task_id=_remote_task_id())
+    raw = {k.split("/", 1)[1]: v for k, v in task.get_parameters().items() if k.startswith("Args/")}
+    try:
+        plan = plan_from_parameters(raw)
+    except PipelineError as e:
+        _fail_before_start(task, str(e))
+        return 2
+    pipe = build(plan, "agent")
+    pipe.start(queue=str(plan.cfg.pipeline.queues.controller))
+    return 0 if pipe.is_successful() else 1
+
+
+def _remote_task_id() -> str:
+    from clearml.config import get_remote_task_id
+
+    return str(get_remote_task_id())
+
+
+def _fail_before_start(task: Any, message: str) -> None:
+    """Stop a controller whose parameters are invalid, before any step exists."""
+    print(f"ERROR in pipeline: {message}", file=sys.stderr, flush=True)
+    task.get_logger().report_text(f"ERROR in pipeline: {message}")
+    task.flush(wait_for_uploads=True)
+    task.mark_failed(status_reason=message[:250], force=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; argv is parsed by hand (no argparse) so ClearML's argparse binding records nothing."""
+    from clearml.config import running_remotely
+
+    logging.basicConfig(level=logging.INFO, format="[%(asctime)s %(name)s %(levelname)s] %(message)s")
+    args = list(sys.argv[1:] if argv is None else argv)
+    if running_remotely():
+        return run_on_agent()
+    if not args:
+        print(__doc__, file=sys.stderr)
+        return 2
+    try:
+        return run(args[0], args[1:])
+    except (PipelineError, ParameterError) as e:
+        print(f"error: {e}", file=sys.stderr, flush=True)
+        return 2
+
+
+def launch(command: str, overrides: Sequence[str]) -> int:
+    """Run this file as a script from the repository root (so ClearML records it as the controller's entry point)."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), command, *overrides]
+    return subprocess.call(cmd, cwd=str(REPO_ROOT))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

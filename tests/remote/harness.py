@@ -1,0 +1,126 @@
+"""Helpers for the remote-pipeline tests: agents per queue, the CLI in a child process, reading step tasks."""
+
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from tests.conftest import TINY_OVERRIDES
+from tests.standin import procs
+from tests.standin.agent import AgentDaemon
+from tests.standin.client import ApiClient
+from tests.standin.environment import ClearMLEndpoint
+
+STEP_NAMES = ("preprocess", "train", "evaluate")
+# the tiny config without the offline switch (the pipeline sets that itself)
+TINY = tuple(o for o in TINY_OVERRIDES if not o.startswith("clearml.offline="))
+
+
+@dataclass
+class Queues:
+    """One queue per role, named uniquely for a test module; each has its own agent."""
+
+    controller: str
+    cpu: str
+    gpu: str
+
+    def overrides(self) -> list[str]:
+        return [f"pipeline.queues.controller={self.controller}", f"pipeline.queues.preprocess={self.cpu}",
+                f"pipeline.queues.train={self.gpu}", f"pipeline.queues.evaluate={self.gpu}"]
+
+
+@dataclass
+class Agents:
+    """The services-mode agent (controllers) and one agent per step queue."""
+
+    services: AgentDaemon
+    cpu: AgentDaemon
+    gpu: AgentDaemon
+    extra: list[AgentDaemon] = field(default_factory=list)
+
+    def logs(self, tail: int = 4000) -> str:
+        return "\n".join(f"--- {name} agent ---\n{agent.log()[-tail:]}"
+                         for name, agent in (("services", self.services), ("cpu", self.cpu), ("gpu", self.gpu)))
+
+    def stop(self) -> None:
+        for agent in (self.services, self.cpu, self.gpu, *self.extra):
+            agent.stop()
+
+
+def start_agents(endpoint: ClearMLEndpoint, queues: Queues, workdir: Path) -> Agents:
+    started: list[AgentDaemon] = []
+    try:
+        for name, queue, services in (("services", queues.controller, True), ("cpu", queues.cpu, False),
+                                      ("gpu", queues.gpu, False)):
+            started.append(AgentDaemon(endpoint, [queue], services_mode=services, workdir=workdir / name).start())
+    except BaseException:
+        for agent in started:
+            agent.stop()
+        raise
+    return Agents(*started)
+
+
+def run_cli(endpoint: ClearMLEndpoint, checkout: Path, logdir: Path, command: str, *overrides: str,
+            timeout: float = 120.0) -> procs.Finished:
+    """``monai-pipeline <command> overrides...`` from the checkout (so the checkout's code is what runs)."""
+    logdir.mkdir(parents=True, exist_ok=True)
+    count = len(list(logdir.glob("cli-*.log")))
+    return procs.run([sys.executable, "-m", "pipelines.cli", command, *overrides], endpoint.env(), checkout,
+                     logdir / f"cli-{count}-{command}.log", timeout)
+
+
+def controller_id(output: str) -> str:
+    found = re.findall(r"pipeline controller task: (\w+)", output)
+    assert found, f"no controller task id printed:\n{output[-4000:]}"
+    return found[-1]
+
+
+def step_tasks(api: ApiClient, controller: str) -> list[dict[str, Any]]:
+    """All tasks created by a pipeline run (including retried or cached-and-deleted ones still present)."""
+    found = api.call("tasks.get_all", parent=controller, search_hidden=True, only_fields=["id", "name"])["tasks"]
+    return [api.task(t["id"]) for t in found]
+
+
+def steps_by_name(api: ApiClient, controller: str) -> dict[str, dict[str, Any]]:
+    tasks = step_tasks(api, controller)
+    by_name = {t["name"]: t for t in tasks}
+    assert len(by_name) == len(tasks), [t["name"] for t in tasks]
+    return by_name
+
+
+def hydra(task: dict[str, Any]) -> dict[str, str]:
+    """The step's ``Hydra`` hyperparameter section as key -> value."""
+    return {k: v.get("value", "") for k, v in (task.get("hyperparams") or {}).get("Hydra", {}).items()}
+
+
+def outputs(task: dict[str, Any]) -> dict[str, str]:
+    return {k: v.get("value", "") for k, v in (task.get("hyperparams") or {}).get("Outputs", {}).items()}
+
+
+def recorded_config(task: dict[str, Any]) -> DictConfig:
+    """The step's ``OmegaConf`` configuration object: the config its Hydra main really ran with."""
+    config = (task.get("configuration") or {}).get("OmegaConf")
+    assert config and config.get("value"), f"task {task['id']} ({task['name']}) has no OmegaConf configuration"
+    return OmegaConf.create(config["value"])
+
+
+def task_log(api: ApiClient, task_id: str) -> str:
+    events = api.call("events.get_task_log", task=task_id, batch_size=2000)["events"]
+    return "\n".join(e.get("msg", "") for e in events)
+
+
+def describe(api: ApiClient, controller: str, agents: Agents | None = None) -> str:
+    """Diagnostics for an assertion message: controller and step states, the tail of their logs, agents."""
+    lines = []
+    for task_id in [controller, *(t["id"] for t in step_tasks(api, controller))]:
+        task = api.task(task_id)
+        lines.append(f"=== {task['name']} {task_id}: {task['status']} ({task.get('status_message')!r}, "
+                     f"{task.get('status_reason')!r})\n{task_log(api, task_id)[-2500:]}")
+    if agents is not None:
+        lines.append(agents.logs())
+    return "\n".join(lines)

@@ -1,0 +1,140 @@
+"""The remote pipeline end to end: PipelineController + real clearml-agents + the stand-in server.
+
+One pipeline run (module fixture) serves several tests: it is started with ``monai-pipeline remote``,
+so the controller itself runs on a services-mode agent and each step on the agent of its queue.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from tests.remote.harness import (STEP_NAMES, TINY, Agents, Queues, controller_id, describe, hydra, outputs,
+                                  recorded_config, run_cli, start_agents, steps_by_name, task_log)
+from tests.standin.client import ApiClient
+from tests.standin.environment import ClearMLEndpoint
+from tests.standin.repo import GitCheckout
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.agent]
+RUN_TIMEOUT = 300.0
+
+
+@dataclass
+class Env:
+    endpoint: ClearMLEndpoint
+    api: ApiClient
+    checkout: GitCheckout
+    queues: Queues
+    agents: Agents
+    project: str
+    logdir: Path
+
+    def overrides(self, *extra: str) -> list[str]:
+        return [*TINY, f"clearml.project={self.project}", "pipeline.retries.delay=1", *self.queues.overrides(),
+                *extra]
+
+    def wait(self, controller: str, timeout: float = RUN_TIMEOUT) -> dict[str, Any]:
+        try:
+            return self.api.wait_for_status(controller, timeout=timeout)
+        except TimeoutError as exc:
+            raise AssertionError(f"{exc}\n{self.describe(controller)}") from None
+
+    def describe(self, controller: str) -> str:
+        """Controller, steps and agent logs, and the server's refused calls (stand-in only)."""
+        refused = self.endpoint.standin.state.failed_calls[-30:] if self.endpoint.standin else []
+        return describe(self.api, controller, self.agents) + "\n--- refused calls ---\n" + "\n".join(refused)
+
+
+@pytest.fixture(scope="module")
+def env(clearml_server: ClearMLEndpoint, clearml_api: ApiClient, project_checkout: GitCheckout,
+        tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    tag = uuid.uuid4().hex[:8]
+    queues = Queues(controller=f"services-{tag}", cpu=f"cpu-{tag}", gpu=f"gpu-{tag}")
+    for queue in (queues.controller, queues.cpu, queues.gpu):
+        clearml_api.call("queues.create", name=queue)
+    workdir = tmp_path_factory.mktemp("remote")
+    agents = start_agents(clearml_server, queues, workdir / "agents")
+    try:
+        yield Env(clearml_server, clearml_api, project_checkout, queues, agents, f"standin-tests/remote-{tag}",
+                  workdir / "logs")
+    finally:
+        agents.stop()
+
+
+@dataclass
+class Run:
+    controller: dict[str, Any]
+    steps: dict[str, dict[str, Any]]
+
+
+@pytest.fixture(scope="module")
+def first_run(env: Env) -> Run:
+    """``monai-pipeline remote`` with the tiny config, run to completion by the agents."""
+    launched = run_cli(env.endpoint, env.checkout.work, env.logdir, "remote", *env.overrides())
+    assert launched.returncode == 0, launched.output[-6000:]
+    controller = controller_id(launched.output)
+    done = env.wait(controller)
+    assert done["status"] == "completed", env.describe(controller)
+    return Run(done, steps_by_name(env.api, controller))
+
+
+def test_1_pipeline_run_completes_on_agents(env: Env, first_run: Run) -> None:
+    steps = first_run.steps
+    assert set(steps) == set(STEP_NAMES), list(steps)
+    queue_ids = {name: env.api.call("queues.get_all", name=f"^{q}$")["queues"][0]["id"]
+                 for name, q in (("cpu", env.queues.cpu), ("gpu", env.queues.gpu))}
+    expected = {"preprocess": ("cpu", env.agents.cpu), "train": ("gpu", env.agents.gpu),
+                "evaluate": ("gpu", env.agents.gpu)}
+    for name, task in steps.items():
+        queue, agent = expected[name]
+        assert task["status"] == "completed", env.describe(first_run.controller["id"])
+        assert task["execution"]["queue"] == queue_ids[queue], (name, task["execution"])
+        assert task["last_worker"] == agent.worker_id, (name, task["last_worker"])
+        script = task["script"]
+        assert script["repository"] == env.checkout.remote
+        assert script["version_num"] == env.checkout.commit
+        assert script["entry_point"] == f"components/{name}.py"
+        assert "Task.init" not in (script.get("diff") or ""), "the component must call Task.init itself"
+        # the Hydra binding recorded the overrides (Hydra section) and the config it ran with (OmegaConf)
+        assert hydra(task)["seed"] == "0"
+        assert recorded_config(task).seed == 0
+
+    train, evaluate, preprocess = steps["train"], steps["evaluate"], steps["preprocess"]
+    assert hydra(train)["train.max_epochs"] == "3"
+    assert recorded_config(train).train.max_epochs == 3
+    assert list(recorded_config(train).model.net.channels) == [8, 16, 32]
+    assert recorded_config(preprocess).data.num_cases == 8
+
+    # ids flow from step to step through ClearML, not paths
+    dataset_id = outputs(preprocess)["dataset_id"]
+    assert dataset_id
+    assert env.api.task(dataset_id)["status"] in ("completed", "published")  # a finalized Dataset version
+    assert hydra(train)["inputs.dataset_id"] == dataset_id
+    assert recorded_config(train).inputs.dataset_id == dataset_id
+    model_id = outputs(train)["model_id"]
+    assert model_id
+    assert hydra(evaluate)["inputs.model_id"] == model_id
+    assert hydra(evaluate)["inputs.dataset_id"] == dataset_id
+    assert recorded_config(evaluate).inputs.model_id == model_id
+
+    # the model registry: the model is train's output, tagged, and carries the test Dice from evaluate
+    model = env.api.call("models.get_by_id", model=model_id)["model"]
+    assert model["task"] == train["id"]
+    metadata = {m["key"]: m["value"] for m in (model.get("metadata") or {}).values()}
+    test_dice = float(outputs(evaluate)["test_mean_dice"])
+    assert float(metadata["test_mean_dice"]) == pytest.approx(test_dice, abs=1e-4)
+    assert metadata.get("dataset_id") == dataset_id
+    published = outputs(evaluate)["published"] == "True"
+    assert model["ready"] == published
+    assert published == (test_dice >= float(hydra(evaluate)["evaluate.publish_min_dice"]))
+
+    # the pipeline page shows the test Dice (monitor_metrics) and the model (monitor_models)
+    controller = env.api.task(first_run.controller["id"])
+    monitored = {(v["metric"], v["variant"]): v for m in (controller.get("last_metrics") or {}).values()
+                 for v in m.values()}
+    assert monitored[("test", "mean_dice")]["value"] == pytest.approx(test_dice, abs=1e-4), controller.get("last_metrics")
+    assert model_id in {m["model"] for m in controller["models"]["output"]}, controller["models"]
