@@ -73,7 +73,13 @@ def find_resume_checkpoint(resume: Any, checkpoint_dir: Path) -> Path | None:
         return None
     if str(resume) == "auto":
         found = sorted(checkpoint_dir.glob("checkpoint_*.pt"), key=lambda p: p.stat().st_mtime)
-        return found[-1] if found else None
+        for path in reversed(found):  # a run killed while saving may leave the newest file truncated
+            try:
+                torch.load(path, map_location="cpu", weights_only=False)
+                return path
+            except Exception as e:  # torch raises several types for truncated files
+                log.warning("checkpoint %s is unreadable (%s); trying an older one", path, e)
+        return None
     path = Path(str(resume)).expanduser()
     if not path.is_file():
         raise ConfigError("train.resume", f"checkpoint '{path}' does not exist")
@@ -183,10 +189,13 @@ def train_rank(cfg: DictConfig, task: Task | None, rank: int = 0, world_size: in
     if scheduler is not None:
         to_save["lr_scheduler"] = scheduler
     epoch_of = lambda *_: trainer.state.epoch  # noqa: E731  (checkpoints are numbered by training epoch)
+    # atomic=False: ignite's atomic save writes a temp file and renames it, so ClearML's torch.save binding
+    # would name the captured models after the temp file; the previous checkpoints stay as a fallback.
     last = ModelCheckpoint(str(ckpt_dir), CHECKPOINT_PREFIX, n_saved=int(tcfg.checkpoint.keep_last),
-                           require_empty=False, global_step_transform=epoch_of)
+                           require_empty=False, global_step_transform=epoch_of, atomic=False)
     trainer.add_event_handler(Events.EPOCH_COMPLETED, last, to_save)
-    best = ModelCheckpoint(str(ckpt_dir), BEST_PREFIX, n_saved=1, require_empty=False, score_name=KEY_METRIC,
+    best = ModelCheckpoint(str(ckpt_dir), BEST_PREFIX, n_saved=1, require_empty=False, atomic=False,
+                           score_name=KEY_METRIC,
                            score_function=lambda engine: engine.state.metrics[KEY_METRIC],
                            global_step_transform=epoch_of)
     evaluator.add_event_handler(Events.COMPLETED, best, to_save)

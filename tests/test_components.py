@@ -131,3 +131,14 @@ def test_same_seed_gives_identical_metrics_on_cpu(tiny_cfg: Cfg) -> None:
     other = tiny_cfg("train.max_epochs=2", "seed=1", run_id="c")
     preprocess.run(other)
     assert train.run(other)["final_loss"] != results[0][1]
+
+
+def test_resume_skips_a_checkpoint_truncated_by_a_crash(tiny_cfg: Cfg) -> None:
+    cfg = tiny_cfg("train.max_epochs=2")
+    preprocess.run(cfg)
+    train.run(cfg)
+    newest = Path(cfg.paths.train_dir) / "checkpoints" / "checkpoint_2.pt"
+    newest.write_bytes(newest.read_bytes()[:100])
+    resumed = train.run(tiny_cfg("train.max_epochs=2", "train.resume=auto"))
+    assert resumed["resumed_from_epoch"] == 1 and resumed["epochs"] == 2
+    torch.load(newest, weights_only=False)  # epoch 2 was trained again and saved whole

@@ -93,7 +93,12 @@ def register_model(task: Task, weights: Path, name: str, tags: Sequence[str] = (
     Online, the file is uploaded to the task's output destination; offline, ClearML keeps a copy in the
     session so that importing the session recreates the model.
     """
-    model = OutputModel(task=task, name=name, framework="PyTorch", tags=list(tags), config_dict=config or {},
+    if task.is_offline():
+        # clearml 2.1.x stores an offline model's config both as text and as dict, and importing the session
+        # then fails ("Only one of (config_text, config_dict) is allowed"); offline, the resolved config
+        # stays in the task's OmegaConf configuration and the lineage in the model's comment.
+        config = None
+    model = OutputModel(task=task, name=name, framework="PyTorch", tags=list(tags), config_dict=config or None,
                         label_enumeration=labels, comment=", ".join(f"{k}={v}" for k, v in (metadata or {}).items()))
     if task.is_offline():
         # clearml 2.1.x: OutputModel.update_weights checks `published` on the offline placeholder model, which

@@ -66,6 +66,9 @@ def test_steps_hand_over_dataset_and_model_by_id(sdk: SdkRunner, clearml_api: Ap
     assert metadata["dataset_id"] == dataset_id and metadata["seed"] == "0"
     assert len(metadata["git_commit"]) == 40
     assert model["uri"] and model["task"] == train_task
+    captured = clearml_api.call("models.get_all", task=[train_task])["models"]
+    names = sorted(m["name"] for m in captured)
+    assert sum("checkpoint_" in n for n in names) >= 2, f"ModelCheckpoint saves are captured as models: {names}"
 
     sdk.run(REPO / "components/evaluate.py", *common, "paths.run_id=c", f"inputs.dataset_id={dataset_id}",
             f"inputs.model_id={trained['model_id']}", "evaluate.publish_min_dice=0.0", cwd=REPO, timeout=300)
