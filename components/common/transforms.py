@@ -32,7 +32,7 @@ def deterministic_transforms(data_cfg: DictConfig, keys: tuple[str, ...] = KEYS)
     chain: list[Any] = [
         mt.LoadImaged(keys=list(keys), image_only=True),
         mt.EnsureChannelFirstd(keys=list(keys)),
-        mt.Orientationd(keys=list(keys), axcodes=str(data_cfg.orientation)),
+        mt.Orientationd(keys=list(keys), axcodes=str(data_cfg.orientation), labels=None),
     ]
     if data_cfg.get("spacing"):
         modes = ["bilinear" if k == "image" else "nearest" for k in keys]
