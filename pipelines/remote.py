@@ -191,7 +191,9 @@ def build(plan: Plan, command: str) -> Any:
     pcfg = plan.cfg.pipeline
     pipe = PipelineController(name=str(pcfg.name), project=str(pcfg.project), version=str(pcfg.version),
                               add_pipeline_tags=True, target_project=True, abort_on_failure=False,
-                              docker=pcfg.docker.controller.image, docker_args=pcfg.docker.controller.args)
+                              docker=pcfg.docker.controller.image, docker_args=pcfg.docker.controller.args,
+                              # steps upload models/artifacts here (under an agent Task.init's output_uri is ignored)
+                              output_uri=_output_uri(plan.cfg))
     for p in PARAMETERS:
         pipe.add_parameter(p.name, format_value(p.kind, plan.values[p.name]), description=p.description,
                            param_type=p.kind)
@@ -221,6 +223,12 @@ def build(plan: Plan, command: str) -> Any:
             time_limit=float(limit) if limit else None,
         )
     return pipe
+
+
+def _output_uri(cfg: DictConfig) -> str | bool:
+    """``clearml.output_uri``, or True (the server's file server) when unset."""
+    value = cfg.clearml.get("output_uri")
+    return True if value in (None, "") else str(value)
 
 
 def run(command: str, overrides: Sequence[str]) -> int:

@@ -6,6 +6,8 @@ so the controller itself runs on a services-mode agent and each step on the agen
 
 from __future__ import annotations
 
+import json
+import re
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -138,3 +140,94 @@ def test_1_pipeline_run_completes_on_agents(env: Env, first_run: Run) -> None:
                  for v in m.values()}
     assert monitored[("test", "mean_dice")]["value"] == pytest.approx(test_dice, abs=1e-4), controller.get("last_metrics")
     assert model_id in {m["model"] for m in controller["models"]["output"]}, controller["models"]
+
+
+def _queue_id(env: Env, name: str) -> str:
+    return env.api.call("queues.get_all", name=f"^{name}$")["queues"][0]["id"]
+
+
+def _epochs_run(log: str) -> set[str]:
+    """The 'epoch i/n' markers train printed (what it really ran)."""
+    return set(re.findall(r"epoch (\d+/\d+)", log))
+
+
+def test_3_cloned_train_task_runs_with_the_edited_hydra_override(env: Env, first_run: Run) -> None:
+    """The UI's clone + edit + enqueue on one step task: the agent run uses the edited override."""
+    original = first_run.steps["train"]
+    clone = env.api.call("tasks.clone", task=original["id"], new_task_name="train (edited)")["id"]
+    env.api.call("tasks.edit_hyper_params", task=clone, replace_hyperparams="none",
+                 hyperparams=[{"section": "Hydra", "name": "train.max_epochs", "value": "2"}])
+    env.api.call("tasks.enqueue", task=clone, queue=_queue_id(env, env.queues.gpu))
+    done = env.wait(clone, timeout=180)
+    assert done["status"] == "completed", env.describe(clone)
+    assert hydra(done)["train.max_epochs"] == "2"
+    assert recorded_config(done).train.max_epochs == 2  # what Hydra composed on the agent
+    assert _epochs_run(task_log(env.api, clone)) == {"1/2", "2/2"}
+    assert _epochs_run(task_log(env.api, original["id"])) == {"1/3", "2/3", "3/3"}
+    # the other overrides survived the clone; the new model is the clone's own
+    assert recorded_config(done).model.net.channels == recorded_config(original).model.net.channels
+    assert outputs(done)["model_id"] and outputs(done)["model_id"] != outputs(original)["model_id"]
+
+
+@pytest.fixture(scope="module")
+def cloned_run(env: Env, first_run: Run) -> Run:
+    """The first run cloned as the UI does (clone, edit the pipeline parameters, enqueue to the controller queue):
+    fewer epochs, another model (a config group) with its own channel count."""
+    source = first_run.controller["id"]
+    args = {k: v["value"] for k, v in env.api.task(source)["hyperparams"]["Args"].items()}
+    overrides = [o for o in json.loads(args["overrides"]) if not o.startswith("model.")]
+    edits = {"epochs": "2", "model": "segresnet", "overrides": json.dumps([*overrides, "model.net.init_filters=4"])}
+    clone = env.api.call("tasks.clone", task=source, new_task_name="monai-segmentation (edited)")["id"]
+    env.api.call("tasks.edit_hyper_params", task=clone, replace_hyperparams="none",
+                 hyperparams=[{"section": "Args", "name": k, "value": v} for k, v in edits.items()])
+    env.api.call("tasks.enqueue", task=clone, queue=_queue_id(env, env.queues.controller))
+    done = env.wait(clone)
+    assert done["status"] == "completed", env.describe(clone)
+    return Run(done, steps_by_name(env.api, clone))
+
+
+def test_2_cloned_pipeline_run_steps_use_the_edited_parameters(env: Env, cloned_run: Run) -> None:
+    train, evaluate = cloned_run.steps["train"], cloned_run.steps["evaluate"]
+    assert hydra(train)["model"] == "segresnet" and hydra(train)["train.max_epochs"] == "2"
+    for task in (train, evaluate):
+        config = recorded_config(task)
+        assert config.model.name == "segresnet"  # the group choice was applied, not just recorded
+        assert config.model.net._target_ == "monai.networks.nets.SegResNet"
+        assert config.model.net.init_filters == 4
+        assert "channels" not in config.model.net
+        assert config.train.max_epochs == 2
+    assert _epochs_run(task_log(env.api, train["id"])) == {"1/2", "2/2"}
+    assert "training segresnet" in task_log(env.api, train["id"])
+    assert hydra(evaluate)["inputs.model_id"] == outputs(train)["model_id"]
+
+
+def test_5_unchanged_preprocess_is_reused_from_the_cache(env: Env, first_run: Run, cloned_run: Run) -> None:
+    """The clone changed only training parameters: its preprocess step is the first run's task."""
+    assert "preprocess" not in cloned_run.steps, "preprocess ran again instead of being reused"
+    first_dataset = outputs(first_run.steps["preprocess"])["dataset_id"]
+    assert hydra(cloned_run.steps["train"])["inputs.dataset_id"] == first_dataset
+    dag = json.loads(env.api.task(cloned_run.controller["id"])["configuration"]["Pipeline"]["value"])
+    assert dag["preprocess"]["cache_executed_step"] is True
+    assert dag["preprocess"]["executed"] == first_run.steps["preprocess"]["id"]
+
+
+def test_4_failing_step_fails_the_pipeline_and_keeps_earlier_outputs(env: Env, first_run: Run) -> None:
+    """``monai-pipeline controller`` (controller here, steps on agents) with a train step that cannot start;
+    preprocess is forced to run again (the cache switch), so its new dataset must survive the failure."""
+    finished = run_cli(env.endpoint, env.checkout.work, env.logdir, "controller",
+                       *env.overrides("train.resume=/nope/last.pt", "pipeline.force_preprocess=true",
+                                      "pipeline.retries.count=0"), timeout=RUN_TIMEOUT)
+    controller = controller_id(finished.output)
+    assert finished.returncode == 1, finished.output[-6000:]
+    assert env.api.task(controller)["status"] == "failed", env.describe(controller)
+    steps = steps_by_name(env.api, controller)
+    assert set(steps) == {"preprocess", "train"}, list(steps)  # evaluate never started
+    assert steps["train"]["status"] == "failed"
+    assert "ERROR in train: config key 'train.resume': checkpoint '/nope/last.pt' does not exist" in \
+        task_log(env.api, steps["train"]["id"])
+    preprocess = steps["preprocess"]
+    assert preprocess["status"] == "completed"
+    dataset_id = outputs(preprocess)["dataset_id"]
+    assert dataset_id and dataset_id != outputs(first_run.steps["preprocess"])["dataset_id"]
+    assert env.api.task(dataset_id)["status"] in ("completed", "published")
+    assert hydra(steps["train"])["inputs.dataset_id"] == dataset_id

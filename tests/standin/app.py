@@ -36,8 +36,10 @@ def parse_body(raw: bytes, endpoint: str) -> Doc:
             events = lines[0] if len(lines) == 1 and isinstance(lines[0], list) else lines
             return {"requests": events}
         body = json.loads(text)
-    except json.JSONDecodeError:
-        raise errors.ApiError(400, 12, "Validation error (malformed JSON body)") from None
+    except json.JSONDecodeError as e:
+        # the real server answers the same; the position and a snippet help diagnose the sender
+        snippet = text[max(0, e.pos - 60):e.pos + 60]
+        raise errors.ApiError(400, 12, f"Validation error (malformed JSON body): {e.msg} at {e.pos}: {snippet!r}") from None
     if not isinstance(body, dict):
         raise errors.ApiError(400, 12, "Validation error (body must be a JSON object)")
     return body
