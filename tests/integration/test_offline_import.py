@@ -20,11 +20,11 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.mark.integration
 @pytest.mark.slow
 def test_printed_import_command_recreates_the_train_task(clearml_server: ClearMLEndpoint, clearml_api: ApiClient,
-                                                         tmp_path: Path) -> None:
+                                                         tmp_path: Path, unique_name: str) -> None:
     offline_env = {**os.environ, "CLEARML_API_ACCESS_KEY": "", "CLEARML_CONFIG_FILE": str(tmp_path / "none.conf"),
                    "HOME": str(tmp_path)}
     run = subprocess.run([sys.executable, "-m", "pipelines.cli", "run", *TINY_OVERRIDES, "clearml.offline=auto",
-                          f"paths.output_root={tmp_path}", "paths.run_id=off"], cwd=REPO, env=offline_env,
+                          f"clearml.project={unique_name}", f"paths.output_root={tmp_path}", "paths.run_id=off"], cwd=REPO, env=offline_env,
                          capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     summary = json.loads((tmp_path / "off" / "summary.json").read_text())
@@ -34,8 +34,9 @@ def test_printed_import_command_recreates_the_train_task(clearml_server: ClearML
     imported = subprocess.run([str(Path(sys.executable).parent / command.split()[0]), *command.split()[1:]],
                               env=clearml_server.env(), capture_output=True, text=True, timeout=300)
     assert imported.returncode == 0, imported.stdout[-3000:] + imported.stderr[-3000:]
-    tasks = clearml_api.call("tasks.get_all", name="^train$", only_fields=["id", "hyperparams", "configuration",
-                                                                           "models"])["tasks"]
+    project = clearml_api.call("projects.get_all", name=f"^{unique_name}$")["projects"][0]["id"]
+    tasks = clearml_api.call("tasks.get_all", name="^train$", project=[project],
+                             only_fields=["id", "hyperparams", "configuration", "models"])["tasks"]
     assert len(tasks) == 1
     task = tasks[0]
     assert task["hyperparams"]["Hydra"]["train.max_epochs"]["value"] == "3"
