@@ -144,6 +144,9 @@ def _report(task: Task, rows: list[dict[str, Any]], summary: dict[str, Any], csv
     logger = task.get_logger()
     logger.report_single_value("test_mean_dice", summary["mean_dice"])
     logger.report_single_value("test_mean_hd95", summary["mean_hd95"])
+    # also as plain scalars: single values do not appear in scalar histograms, which pipeline monitoring reads
+    logger.report_scalar("test", "mean_dice", summary["mean_dice"], iteration=0)
+    logger.report_scalar("test", "mean_hd95", summary["mean_hd95"], iteration=0)
     for name, value in summary["dice"].items():
         logger.report_single_value(f"test_dice_{name}", value)
         logger.report_scalar("test dice", name, value, iteration=0)

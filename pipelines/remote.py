@@ -41,10 +41,9 @@ log = logging.getLogger("pipelines.remote")
 
 COMMANDS = ("remote", "controller", "register")
 STEP_TASK_TYPES = {"preprocess": "data_processing", "train": "training", "evaluate": "testing"}
-# metrics and models shown on the pipeline run (single values are reported under the "Summary" title)
+# metrics and models shown on the pipeline run (evaluate reports them as scalars "test/<name>")
 MONITOR_METRICS: dict[str, list[tuple[tuple[str, str], tuple[str, str]]]] = {
-    "evaluate": [(("Summary", "test_mean_dice"), ("test", "mean_dice")),
-                 (("Summary", "test_mean_hd95"), ("test", "mean_hd95"))],
+    "evaluate": [(("test", "mean_dice"), ("test", "mean_dice")), (("test", "mean_hd95"), ("test", "mean_hd95"))],
 }
 MONITOR_MODELS: dict[str, list[str]] = {"train": ["*"]}
 
@@ -267,8 +266,10 @@ def run_on_agent() -> int:
         _fail_before_start(task, str(e))
         return 2
     pipe = build(plan, "agent")
-    pipe.start(queue=str(plan.cfg.pipeline.queues.controller))
-    return 0 if pipe.is_successful() else 1
+    pipe.start(queue=str(plan.cfg.pipeline.queues.controller))  # runs the DAG here, then stop() settles the status
+    # Under an agent the controller task stays in_progress until this process exits (the agent then marks it
+    # completed), so is_successful() would say False; stop() has already marked it failed if a step failed.
+    return 1 if Task.get_task(task_id=pipe.id).status == Task.TaskStatusEnum.failed else 0
 
 
 def _remote_task_id() -> str:
