@@ -56,6 +56,8 @@ logging.getLogger("ignite.engine").setLevel(logging.WARNING)  # our per-epoch li
 CHECKPOINT_PREFIX = ""
 BEST_PREFIX = "best"
 KEY_METRIC = "val_mean_dice"
+# file name of the registered best model; its entry on the task is named after it ("best")
+BEST_MODEL_FILE = "best.pt"
 
 
 def git_commit(path: Path) -> str | None:
@@ -303,7 +305,8 @@ def _register_models(cfg: DictConfig, task: Task, manifest: Manifest, dataset: d
     registered = {}
     if result["best_checkpoint"]:
         model = tracking.register_model(task, Path(result["best_checkpoint"]), f"{task.name} best", tags=tags,
-                                        metadata=metadata, config=config, labels=labels)
+                                        metadata=metadata, config=config, labels=labels,
+                                        stored_as=BEST_MODEL_FILE)
         registered["best"] = model.id
     if task.is_offline():  # online, ClearML's torch.save binding already captured these
         for saved in last._saved:

@@ -45,7 +45,9 @@ STEP_TASK_TYPES = {"preprocess": "data_processing", "train": "training", "evalua
 MONITOR_METRICS: dict[str, list[tuple[tuple[str, str], tuple[str, str]]]] = {
     "evaluate": [(("test", "mean_dice"), ("test", "mean_dice")), (("test", "mean_hd95"), ("test", "mean_hd95"))],
 }
-MONITOR_MODELS: dict[str, list[str]] = {"train": ["*"]}
+# train registers its best checkpoint as "best" (components/train.py: BEST_MODEL_FILE); clearml 2.1's
+# monitor_models matches names exactly (the documented "*" pattern is not applied)
+MONITOR_MODELS: dict[str, list[str]] = {"train": ["best"]}
 
 
 @dataclass(frozen=True)

@@ -87,11 +87,11 @@ def report_table(task: Task, title: str, header: Sequence[str], rows: Iterable[S
 
 def register_model(task: Task, weights: Path, name: str, tags: Sequence[str] = (),
                    metadata: dict[str, Any] | None = None, config: dict[str, Any] | None = None,
-                   labels: dict[str, int] | None = None) -> OutputModel:
+                   labels: dict[str, int] | None = None, stored_as: str | None = None) -> OutputModel:
     """Register a checkpoint file as an output model of ``task``, with lineage metadata.
 
-    Online, the file is uploaded to the task's output destination; offline, ClearML keeps a copy in the
-    session so that importing the session recreates the model.
+    Online, the file is uploaded to the task's output destination (as ``stored_as`` when given); offline,
+    ClearML keeps a copy in the session so that importing the session recreates the model.
     """
     if task.is_offline():
         # clearml 2.1.x stores an offline model's config both as text and as dict, and importing the session
@@ -105,7 +105,10 @@ def register_model(task: Task, weights: Path, name: str, tags: Sequence[str] = (
         # raises AttributeError ('DummyModel' has no 'locked'); call the offline branch it would take directly.
         model._update_weights_offline(weights_filename=str(weights))  # noqa: SLF001
     else:
-        model.update_weights(weights_filename=str(weights), auto_delete_file=False, async_enable=False)
+        # stored_as names the uploaded file, and with it the model's entry on the task (what a pipeline's
+        # monitor_models refers to), independently of the checkpoint's epoch/score file name
+        model.update_weights(weights_filename=str(weights), auto_delete_file=False, async_enable=False,
+                             target_filename=stored_as)
     if metadata and not task.is_offline():
         for key, value in metadata.items():
             model.set_metadata(key, str(value), v_type=type(value).__name__)
