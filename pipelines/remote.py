@@ -147,7 +147,7 @@ def _fresh_attempt(job: Any, pipeline_id: str, parameters: Mapping[str, str]) ->
     failed = job.task
     clone = Task.clone(source_task=failed, name=failed.name, parent=pipeline_id,
                        comment=f"retry of {failed.id}")
-    clone.set_parameters(dict(parameters))
+    clone.update_parameters(dict(parameters))  # set_parameters would drop every other parameter
     return ClearmlJob(base_task_id=clone.id, disable_clone_task=True, parent=pipeline_id)
 
 

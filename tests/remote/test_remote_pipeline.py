@@ -176,7 +176,7 @@ def cloned_run(env: Env, first_run: Run) -> Run:
     source = first_run.controller["id"]
     args = {k: v["value"] for k, v in env.api.task(source)["hyperparams"]["Args"].items()}
     overrides = [o for o in json.loads(args["overrides"]) if not o.startswith("model.")]
-    edits = {"epochs": "2", "model": "segresnet", "overrides": json.dumps([*overrides, "model.net.init_filters=4"])}
+    edits = {"epochs": "2", "model": "segresnet", "overrides": json.dumps([*overrides, "model.net.init_filters=16"])}
     clone = env.api.call("tasks.clone", task=source, new_task_name="monai-segmentation (edited)")["id"]
     env.api.call("tasks.edit_hyper_params", task=clone, replace_hyperparams="none",
                  hyperparams=[{"section": "Args", "name": k, "value": v} for k, v in edits.items()])
@@ -193,7 +193,7 @@ def test_2_cloned_pipeline_run_steps_use_the_edited_parameters(env: Env, cloned_
         config = recorded_config(task)
         assert config.model.name == "segresnet"  # the group choice was applied, not just recorded
         assert config.model.net._target_ == "monai.networks.nets.SegResNet"
-        assert config.model.net.init_filters == 4
+        assert config.model.net.init_filters == 16
         assert "channels" not in config.model.net
         assert config.train.max_epochs == 2
     assert _epochs_run(task_log(env.api, train["id"])) == {"1/2", "2/2"}
