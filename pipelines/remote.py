@@ -32,6 +32,7 @@ if __package__ in (None, ""):  # run as a script (by the CLI, or by a clearml-ag
 from omegaconf import DictConfig
 
 from components.common.errors import PipelineError
+from components.common.tracking import report_from_threads
 from pipelines.config import compose_config
 from pipelines.dag import REPO_ROOT, STEPS, Step
 from pipelines.parameters import (PARAMETERS, ParameterError, as_ui_values, defaults_from, format_value,
@@ -293,6 +294,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from clearml.config import running_remotely
 
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s %(name)s %(levelname)s] %(message)s")
+    report_from_threads()  # before the controller's Task.init (see its docstring)
     args = list(sys.argv[1:] if argv is None else argv)
     if running_remotely():
         return run_on_agent()

@@ -47,15 +47,22 @@ def use_offline_mode(clearml_cfg: DictConfig) -> bool:
     raise ConfigError("clearml.offline", f"must be auto, true or false, got '{value}'")
 
 
+def report_from_threads() -> None:
+    """Make ClearML report from a thread of this process instead of a forked reporting subprocess.
+
+    The fork happens at the end of ``Task.init`` while other threads may be mid-request: the child inherits
+    the HTTP connection pool (a request in flight then never gets its response: a step hangs on its next API
+    call) and the pipe of a running ``git`` subprocess (``close()`` then waits 300 s for repository
+    detection). Both were seen here; reporting from a thread avoids the fork. Call before ``Task.init``.
+    """
+    config_obj.set_overrides({"sdk": {"development": {"report_use_subprocess": False}}})
+
+
 def init_step_task(cfg: DictConfig, step: str) -> Task:
     """Create (or, under an agent, attach to) the ClearML task of one step."""
     ccfg = cfg.clearml
     offline = use_offline_mode(ccfg)
-    if not running_remotely():
-        # ClearML forks its reporting subprocess while its repository-detection thread may be inside
-        # subprocess.Popen; the fork inherits Popen's error pipe and close() then waits 300 s for detection.
-        # Reporting from a thread instead avoids that race (under an agent there is no repository detection).
-        config_obj.set_overrides({"sdk": {"development": {"report_use_subprocess": False}}})
+    report_from_threads()
     if offline:
         Task.set_offline(True)
     task = Task.init(
