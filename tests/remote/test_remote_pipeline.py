@@ -231,3 +231,23 @@ def test_4_failing_step_fails_the_pipeline_and_keeps_earlier_outputs(env: Env, f
     assert dataset_id and dataset_id != outputs(first_run.steps["preprocess"])["dataset_id"]
     assert env.api.task(dataset_id)["status"] in ("completed", "published")
     assert hydra(steps["train"])["inputs.dataset_id"] == dataset_id
+
+
+def test_registered_draft_validates_ui_edited_parameters_before_any_step(env: Env) -> None:
+    """``monai-pipeline register`` leaves a draft with typed parameters; run from the UI with a bad value,
+    the controller stops with a message naming the parameter and enqueues no step."""
+    registered = run_cli(env.endpoint, env.checkout.work, env.logdir, "register", *env.overrides())
+    assert registered.returncode == 0, registered.output[-6000:]
+    draft = env.api.task(controller_id(registered.output))
+    assert draft["status"] == "created"
+    args = {k: v["value"] for k, v in draft["hyperparams"]["Args"].items()}
+    assert args["epochs"] == "3" and args["model"] == "unet" and "Pipeline" in draft["configuration"]
+
+    run = env.api.call("tasks.clone", task=draft["id"], new_task_name="monai-segmentation (bad epochs)")["id"]
+    env.api.call("tasks.edit_hyper_params", task=run, replace_hyperparams="none",
+                 hyperparams=[{"section": "Args", "name": "epochs", "value": "three"}])
+    env.api.call("tasks.enqueue", task=run, queue=_queue_id(env, env.queues.controller))
+    done = env.wait(run, timeout=180)
+    assert done["status"] == "failed", env.describe(run)
+    assert "pipeline parameter 'epochs'" in task_log(env.api, run)
+    assert steps_by_name(env.api, run) == {}, "no step may start with invalid parameters"
