@@ -282,11 +282,10 @@ def _remote_task_id() -> str:
 
 
 def _fail_before_start(task: Any, message: str) -> None:
-    """Stop a controller whose parameters are invalid, before any step exists."""
+    """Report why a controller with invalid parameters stops before any step exists; the caller then exits
+    non-zero and the agent marks the task failed once it has the whole console output."""
     print(f"ERROR in pipeline: {message}", file=sys.stderr, flush=True)
-    task.get_logger().report_text(f"ERROR in pipeline: {message}")
     task.flush(wait_for_uploads=True)
-    task.mark_failed(status_reason=message[:250], force=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

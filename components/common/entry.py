@@ -6,7 +6,6 @@ import logging
 import sys
 from typing import Any, Callable
 
-from clearml import Task
 from omegaconf import DictConfig
 
 from .errors import PipelineError
@@ -19,7 +18,8 @@ def run_step(cfg: DictConfig, step: str, run: Callable[..., Any]) -> Any:
     """Create the step's ClearML task, call ``run(cfg, task=task)`` and close the task.
 
     A user error (bad data, bad config) ends the process with exit code 2 and a one-paragraph message
-    instead of a traceback; the task is marked failed with that message.
+    instead of a traceback; the non-zero exit marks the task failed. (Marking it failed from here would let
+    an agent see the status change and stop collecting the console output before the message is in it.)
     """
     task = init_step_task(cfg, step)
     try:
@@ -27,13 +27,8 @@ def run_step(cfg: DictConfig, step: str, run: Callable[..., Any]) -> Any:
     except PipelineError as e:
         log.error("%s step failed: %s", step, e)
         print(f"ERROR in {step}: {e}", file=sys.stderr, flush=True)
-        _mark_failed(task, str(e))
+        task.flush(wait_for_uploads=True)
         sys.exit(2)
     close_task(task)
     return result
 
-
-def _mark_failed(task: Task, message: str) -> None:
-    task.get_logger().report_text(f"ERROR: {message}")
-    task.flush(wait_for_uploads=True)
-    task.mark_failed(status_reason=message[:250], force=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -249,5 +250,8 @@ def test_registered_draft_validates_ui_edited_parameters_before_any_step(env: En
     env.api.call("tasks.enqueue", task=run, queue=_queue_id(env, env.queues.controller))
     done = env.wait(run, timeout=180)
     assert done["status"] == "failed", env.describe(run)
-    assert "pipeline parameter 'epochs'" in task_log(env.api, run)
+    deadline = time.monotonic() + 30  # the console log reaches the server asynchronously
+    while "pipeline parameter 'epochs'" not in task_log(env.api, run) and time.monotonic() < deadline:
+        time.sleep(1)
+    assert "pipeline parameter 'epochs'" in task_log(env.api, run), env.describe(run)
     assert steps_by_name(env.api, run) == {}, "no step may start with invalid parameters"
