@@ -66,7 +66,7 @@ def clearml_api(clearml_server: ClearMLEndpoint) -> ApiClient:
 def standin(clearml_server: ClearMLEndpoint) -> StandinServer:
     """The stand-in server itself, for tests about the stand-in (skipped against a real server)."""
     if clearml_server.standin is None:
-        pytest.skip("checks the stand-in server itself")
+        pytest.skip("tests of the stand-in server itself do not apply when CLEARML_TESTS_REAL_SERVER=1 points at a real server")
     return clearml_server.standin
 
 
