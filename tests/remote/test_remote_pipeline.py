@@ -46,6 +46,14 @@ class Env:
         except TimeoutError as exc:
             raise AssertionError(f"{exc}\n{self.describe(controller)}") from None
 
+    def clone_edit_enqueue(self, source: str, name: str, section: str, edits: dict[str, str], queue: str) -> str:
+        """What the UI does to re-run a task: clone it, edit parameters of one section, enqueue the clone."""
+        clone = self.api.call("tasks.clone", task=source, new_task_name=name)["id"]
+        self.api.call("tasks.edit_hyper_params", task=clone, replace_hyperparams="none",
+                      hyperparams=[{"section": section, "name": k, "value": v} for k, v in edits.items()])
+        self.api.call("tasks.enqueue", task=clone, queue=_queue_id(self, queue))
+        return clone
+
     def describe(self, controller: str) -> str:
         """Controller, steps and agent logs, and the server's refused calls (stand-in only)."""
         refused = self.endpoint.standin.state.failed_calls[-30:] if self.endpoint.standin else []
@@ -155,10 +163,8 @@ def _epochs_run(log: str) -> set[str]:
 def test_3_cloned_train_task_runs_with_the_edited_hydra_override(env: Env, first_run: Run) -> None:
     """The UI's clone + edit + enqueue on one step task: the agent run uses the edited override."""
     original = first_run.steps["train"]
-    clone = env.api.call("tasks.clone", task=original["id"], new_task_name="train (edited)")["id"]
-    env.api.call("tasks.edit_hyper_params", task=clone, replace_hyperparams="none",
-                 hyperparams=[{"section": "Hydra", "name": "train.max_epochs", "value": "2"}])
-    env.api.call("tasks.enqueue", task=clone, queue=_queue_id(env, env.queues.gpu))
+    clone = env.clone_edit_enqueue(original["id"], "train (edited)", "Hydra", {"train.max_epochs": "2"},
+                                   env.queues.gpu)
     done = env.wait(clone, timeout=180)
     assert done["status"] == "completed", env.describe(clone)
     assert hydra(done)["train.max_epochs"] == "2"
@@ -178,10 +184,7 @@ def cloned_run(env: Env, first_run: Run) -> Run:
     args = {k: v["value"] for k, v in env.api.task(source)["hyperparams"]["Args"].items()}
     overrides = [o for o in json.loads(args["overrides"]) if not o.startswith("model.")]
     edits = {"epochs": "2", "model": "segresnet", "overrides": json.dumps([*overrides, "model.net.init_filters=16"])}
-    clone = env.api.call("tasks.clone", task=source, new_task_name="monai-segmentation (edited)")["id"]
-    env.api.call("tasks.edit_hyper_params", task=clone, replace_hyperparams="none",
-                 hyperparams=[{"section": "Args", "name": k, "value": v} for k, v in edits.items()])
-    env.api.call("tasks.enqueue", task=clone, queue=_queue_id(env, env.queues.controller))
+    clone = env.clone_edit_enqueue(source, "monai-segmentation (edited)", "Args", edits, env.queues.controller)
     done = env.wait(clone)
     assert done["status"] == "completed", env.describe(clone)
     return Run(done, steps_by_name(env.api, clone))
@@ -244,10 +247,8 @@ def test_registered_draft_validates_ui_edited_parameters_before_any_step(env: En
     args = {k: v["value"] for k, v in draft["hyperparams"]["Args"].items()}
     assert args["epochs"] == "3" and args["model"] == "unet" and "Pipeline" in draft["configuration"]
 
-    run = env.api.call("tasks.clone", task=draft["id"], new_task_name="monai-segmentation (bad epochs)")["id"]
-    env.api.call("tasks.edit_hyper_params", task=run, replace_hyperparams="none",
-                 hyperparams=[{"section": "Args", "name": "epochs", "value": "three"}])
-    env.api.call("tasks.enqueue", task=run, queue=_queue_id(env, env.queues.controller))
+    run = env.clone_edit_enqueue(draft["id"], "monai-segmentation (bad epochs)", "Args", {"epochs": "three"},
+                                 env.queues.controller)
     done = env.wait(run, timeout=180)
     assert done["status"] == "failed", env.describe(run)
     deadline = time.monotonic() + 30  # the console log reaches the server asynchronously
