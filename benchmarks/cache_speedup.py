@@ -7,15 +7,12 @@ persistent (second use, cache already on disk) and none, and reports each time a
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from components import preprocess, train  # noqa: E402
-from pipelines.config import compose_config  # noqa: E402
+from components import preprocess, train
+from pipelines.config import compose_config
 
 
 def main() -> None:

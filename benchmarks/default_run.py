@@ -6,11 +6,8 @@ from __future__ import annotations
 import sys
 import tempfile
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from pipelines.local import run_local  # noqa: E402
+from pipelines.local import run_local
 
 BUDGET_S = 300.0
 DICE_TARGET = 0.90

@@ -1,11 +1,27 @@
-"""Evaluate step: the best checkpoint on the test split with sliding-window inference.
+"""Evaluate step: the best checkpoint on the test split, with MONAI's ``SupervisedEvaluator``.
 
-Per case and per foreground class: Dice and 95th-percentile Hausdorff distance (``monai.metrics``, in mm
-using the voxel spacing). Writes ``metrics.csv`` (per case), ``metrics.json`` (summary), overlay PNGs and
-the predictions as NIfTI in the source image's space and affine; all of it is also logged to ClearML
-(table, single values, debug samples, artifacts).
+Inference is the validation path of the train step: the configured inferer (``inference.inferer``), AMP on
+CUDA (``inference.amp``), argmax then one-hot postprocessing. Per case and per foreground class, ignite
+metric handlers compute Dice (``MeanDice``) and the Hausdorff distance at ``evaluate.hausdorff_percentile``
+(``common.metrics.PhysicalHausdorffDistance``) in the network's space (after reorientation/resampling).
+Writes ``metrics.csv`` (per case), ``metrics.json`` (summary and cases), MONAI's own per-case and summary
+reports (``MetricsSaver``, in ``metrics/``), overlay PNGs, and the predictions as NIfTI in the source image's
+space and affine (``Invertd`` + ``SaveImaged``); all of it is also logged to ClearML (table, single values,
+debug samples, artifacts).
 
-    python components/evaluate.py evaluate.checkpoint=/path/to/best_checkpoint.pt
+How the summary treats the Hausdorff distance (HD), as in ``conf/evaluate``::
+
+    # percentile of the HD: 95 -> keys hd95 / mean_hd95 (the pipeline monitors test/mean_hd95),
+    # 90 -> hd90 / mean_hd90 ...; the summary records hd_name and hd_percentile.
+    # Unit: mm from the voxel spacing of the label; "voxel" when the reader gives no geometry (e.g. .npy);
+    # the summary records hd_unit.
+    # A structure missed entirely (in the label but not the prediction, or the other way round) has no
+    # finite HD: its CSV cell is empty, the per-class HD mean is over the cases with a finite HD, and
+    # summary.missed[class] counts the cases left out. Its Dice is 0 and stays in the Dice mean. A class
+    # absent from both label and prediction has no Dice and no HD (NaN, empty cell) and is ignored.
+    hausdorff_percentile: 95
+
+    python components/evaluate.py inputs.checkpoint=/path/to/best_checkpoint.pt
 """
 
 from __future__ import annotations
@@ -15,89 +31,201 @@ import json
 import logging
 import math
 import sys
-import time
 from pathlib import Path
-from typing import Any
-
-if __package__ in (None, ""):  # run as a script (python components/evaluate.py, or by a clearml-agent)
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from typing import Any, Iterable, cast
 
 import numpy as np
 import torch
 import hydra
 from clearml import Task
-from monai.data import DataLoader, Dataset, decollate_batch
-from monai.metrics import DiceMetric, HausdorffDistanceMetric
-from monai.transforms import AsDiscrete, Invertd, SaveImaged
+from ignite.engine import Engine, Events
+from monai.data import DataLoader, Dataset
+from monai.engines import SupervisedEvaluator
+from monai.handlers import MeanDice, MetricsSaver, from_engine
+from monai.transforms import AsDiscreted, Compose, CopyItemsd, DeleteItemsd, Invertd, SaveImaged
 from omegaconf import DictConfig
 
-from components.common import clearml_io, models, runtime, tracking
-from components.common.entry import run_step
+from components.common import clearml_io, metrics, models, runtime, tracking
+from components.common.entry import StepContext, StepResult, run_step, step
+from components.common.errors import DataError
 from components.common.inputs import load_manifest, resolve_checkpoint
 from components.common.overlay import save_overlay
 from components.common.transforms import deterministic_transforms
 
 log = logging.getLogger("evaluate")
 
+DICE = "dice"
+SAVED_PRED = "pred_saved"  # the class map inverted to the source space, written by SaveImaged
 
-def _nan_to_none(value: float) -> float | None:
-    return None if value is None or math.isnan(value) or math.isinf(value) else round(float(value), 5)
+
+class EvaluateResult(StepResult, total=False):
+    checkpoint: str
+    metrics: dict[str, Any]
+    published: bool | None
+    metrics_csv: str
+    metrics_json: str
+    predictions: str
+    overlays: list[str]
+    num_cases: int
 
 
-def run(cfg: DictConfig, task: Task | None = None) -> dict[str, Any]:
+class OverlayWriter:
+    """Ignite handler: an overlay PNG (image slice, label and prediction contours) for each of the first
+    ``limit`` cases, named by the case id."""
+
+    def __init__(self, folder: Path, limit: int) -> None:
+        self.folder, self.limit = folder, limit
+        self.paths: list[Path] = []
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self)
+
+    def __call__(self, engine: Engine) -> None:
+        batch, outputs = cast(list, engine.state.batch), cast(list, engine.state.output)  # decollated per case
+        for item, output in zip(batch, outputs):
+            if len(self.paths) >= self.limit:
+                return
+            image, label, pred = (output[k].detach().cpu() for k in ("image", "label", "pred"))
+            self.paths.append(save_overlay(image[0].numpy(), label.argmax(0).numpy(), pred.argmax(0).numpy(),
+                                           self.folder / f"{item['id']}.png"))
+
+
+@step("evaluate")
+def run(cfg: DictConfig, ctx: StepContext) -> EvaluateResult:
     """Evaluate on the test split; return summary metrics and output paths (also in ``result.json``)."""
-    started = time.time()
-    out = runtime.step_dir(cfg, "evaluate")
-    runtime.save_resolved_config(cfg, out)
+    out, task = ctx.dir, ctx.task
     device = runtime.select_device(str(cfg.device))
-    manifest, _ = load_manifest(cfg)
-    num_classes = manifest.num_classes
-    checkpoint = resolve_checkpoint(cfg)
-    net = models.build_network(cfg.model).to(device)
-    models.load_network_weights(net, checkpoint, device)
-    net.eval()
-    inferer = models.build_inferer(cfg.inference)
-
-    base = deterministic_transforms(cfg.data)
+    manifest, _ = load_manifest(ctx.input("dataset_id"), ctx.input("manifest"), int(cfg.data.num_classes))
     records = manifest.records("test")
-    loader = DataLoader(Dataset(records, base), batch_size=1, num_workers=0)
-    invert = Invertd(keys="pred", transform=base, orig_keys="image", nearest_interp=True, to_tensor=True)
-    pred_dir = out / "predictions"
-    saver = SaveImaged(keys="pred", output_dir=str(pred_dir), output_postfix="pred", separate_folder=False,
-                       resample=False, output_dtype=np.uint8, print_log=False)
-    onehot = AsDiscrete(to_onehot=num_classes)
-    dice = DiceMetric(include_background=False, reduction="none", ignore_empty=True)
-    hd = HausdorffDistanceMetric(include_background=False, percentile=float(cfg.evaluate.hausdorff_percentile),
-                                 reduction="none")
-    class_names = [manifest.labels[str(c)] for c in range(1, num_classes)]
-    rows: list[dict[str, Any]] = []
-    overlays: list[Path] = []
-    amp = device.type == "cuda" and bool(cfg.train.amp)
-    log.info("evaluating %s on %d test case(s)", checkpoint.name, len(records))
-    with torch.no_grad():
-        for i, batch in enumerate(loader):
-            image = batch["image"].to(device)
-            with torch.autocast(device_type=device.type, enabled=amp):
-                logits = inferer(image, net)
-            pred = torch.argmax(logits, dim=1, keepdim=True)
-            label = batch["label"].to(device)
-            spacing = [float(s) for s in image.pixdim[0][:3]] if hasattr(image, "pixdim") else None
-            d = dice(onehot(pred[0])[None], onehot(label[0])[None])[0].cpu().numpy()
-            h = hd(onehot(pred[0])[None], onehot(label[0])[None], spacing=spacing)[0].cpu().numpy()
-            case_id = records[i]["id"]
-            row: dict[str, Any] = {"case": case_id}
-            row.update({f"dice_{n}": _nan_to_none(v) for n, v in zip(class_names, d)})
-            row.update({f"hd95_{n}": _nan_to_none(v) for n, v in zip(class_names, h)})
-            rows.append(row)
-            log.info("%s: %s", case_id, "  ".join(f"{k} {v}" for k, v in row.items() if k != "case"))
-            if i < int(cfg.evaluate.num_overlays):
-                overlays.append(save_overlay(image[0, 0].cpu().numpy(), label[0, 0].cpu().numpy(),
-                                             pred[0, 0].cpu().numpy(), out / "overlays" / f"{case_id}.png"))
-            if cfg.evaluate.save_predictions:
-                item = decollate_batch({"image": batch["image"], "pred": pred.cpu().to(torch.uint8)})[0]
-                saver(invert(item))
+    if not records:
+        raise DataError(str(manifest.root), "the manifest has no test case to evaluate")
+    checkpoint = resolve_checkpoint(ctx.input("model_id"), ctx.input("checkpoint"))
+    net = models.build_network(cfg.model).to(device)
+    models.load_network_weights(net, checkpoint, device,
+                                key="inputs.model_id" if ctx.input("model_id") else "inputs.checkpoint")
 
-    summary = _summarize(rows, class_names)
+    percentile = float(cfg.evaluate.hausdorff_percentile)
+    hd_name = metrics.hd_name(percentile)
+    hausdorff = metrics.PhysicalHausdorffDistance(percentile=percentile,
+                                                  output_transform=from_engine(["pred", "label"]))
+    overlays = OverlayWriter(out / "overlays", int(cfg.evaluate.num_overlays))
+    pred_dir = out / "predictions"
+    evaluator = build_evaluator(cfg, net, records, manifest.num_classes, device, hd_name, hausdorff,
+                                handlers=[overlays, _metrics_saver(out / "metrics")],
+                                pred_dir=pred_dir if cfg.evaluate.save_predictions else None)
+    log.info("evaluating %s on %d test case(s)", checkpoint.name, len(records))
+    evaluator.run()
+
+    class_names = [manifest.labels[str(c)] for c in range(1, manifest.num_classes)]
+    dice, hd = (evaluator.state.metric_details[k].detach().cpu().numpy() for k in (DICE, hd_name))
+    rows = case_rows([r["id"] for r in records], dice, hd, class_names, hd_name)
+    summary = summarize(dice, hd, class_names, percentile, hausdorff.unit)
+    for row in rows:
+        log.info("%s: %s", row["case"], "  ".join(f"{k} {v}" for k, v in row.items() if k != "case"))
+    csv_path, metrics_path = _write_metrics(out, rows, summary)
+    published = None
+    if task is not None:
+        _report(task, rows, summary, csv_path, metrics_path, overlays.paths)
+        published = _publish(cfg, ctx.input("model_id"), summary)
+    lines = summary_lines(summary, class_names)
+    for line in lines:
+        log.info("%s", line)
+    return EvaluateResult(
+        checkpoint=str(checkpoint), metrics=summary, published=published, metrics_csv=str(csv_path.resolve()),
+        metrics_json=str(metrics_path.resolve()), predictions=str(pred_dir.resolve()),
+        overlays=[str(p.resolve()) for p in overlays.paths], num_cases=len(rows),
+        outputs={"test_mean_dice": round(summary["mean_dice"], 5), "published": published}, summary=lines)
+
+
+def build_evaluator(cfg: DictConfig, net: torch.nn.Module, records: list[dict[str, str]], num_classes: int,
+                    device: torch.device, hd_name: str, hausdorff: metrics.PhysicalHausdorffDistance,
+                    handlers: list[Any], pred_dir: Path | None) -> SupervisedEvaluator:
+    """A ``SupervisedEvaluator`` over ``records`` (batch 1) with the train step's validation inference path,
+    Dice as key metric and the Hausdorff handler; per-case values land in ``state.metric_details``."""
+    base = deterministic_transforms(cfg.data)
+    return SupervisedEvaluator(
+        device=device, val_data_loader=DataLoader(Dataset(records, base), batch_size=1, num_workers=0),
+        network=net, inferer=models.build_inferer(cfg.inference),
+        postprocessing=postprocessing(base, num_classes, pred_dir),
+        amp=bool(cfg.inference.amp) and device.type == "cuda",
+        key_val_metric={DICE: MeanDice(include_background=False, output_transform=from_engine(["pred", "label"]),
+                                       save_details=True)},
+        additional_metrics={hd_name: hausdorff}, val_handlers=handlers)
+
+
+def postprocessing(base: Compose, num_classes: int, pred_dir: Path | None) -> Compose:
+    """Class map; with ``pred_dir``, that map inverted to the source image's space and saved as uint8 NIfTI
+    (``<image>_pred.nii.gz``); then one-hot prediction and label for the metrics."""
+    chain: list[Any] = [AsDiscreted(keys="pred", argmax=True)]
+    if pred_dir is not None:
+        chain += [CopyItemsd(keys="pred", names=SAVED_PRED),
+                  Invertd(keys=SAVED_PRED, transform=base, orig_keys="image", nearest_interp=True, device="cpu"),
+                  SaveImaged(keys=SAVED_PRED, output_dir=str(pred_dir), output_postfix="pred", separate_folder=False,
+                             resample=False, output_dtype=np.uint8, print_log=False),
+                  DeleteItemsd(keys=SAVED_PRED)]
+    chain.append(AsDiscreted(keys=["pred", "label"], to_onehot=num_classes))
+    return Compose(chain)
+
+
+def _metrics_saver(folder: Path) -> MetricsSaver:
+    """MONAI's own report: overall metrics, per-case values named by image file (``<metric>_raw.csv``, classes
+    as class0.. from the first foreground class) and their summary. A missed structure shows as inf there, so
+    the summary keeps the operations that stay defined with inf (no percentile, no std)."""
+    return MetricsSaver(save_dir=str(folder), metrics="*", metric_details="*",
+                        summary_ops=("mean", "median", "min", "max", "notnans"),
+                        batch_transform=lambda batch: [item["image"].meta for item in batch])
+
+
+def _cell(value: float) -> float | None:
+    """A CSV/JSON cell: rounded, or None (empty) for NaN (class absent) and inf (structure missed)."""
+    return round(float(value), 5) if math.isfinite(value) else None
+
+
+def case_rows(case_ids: list[str], dice: np.ndarray, hd: np.ndarray, class_names: list[str],
+              hd_name: str) -> list[dict[str, Any]]:
+    """One row per case: ``case``, ``dice_<class>``..., ``<hd_name>_<class>``... (the ``metrics.csv`` columns)."""
+    rows = []
+    for case_id, d, h in zip(case_ids, dice, hd, strict=True):
+        row: dict[str, Any] = {"case": case_id}
+        row.update({f"dice_{n}": _cell(v) for n, v in zip(class_names, d)})
+        row.update({f"{hd_name}_{n}": _cell(v) for n, v in zip(class_names, h)})
+        rows.append(row)
+    return rows
+
+
+def _finite_mean(values: Iterable[float]) -> float:
+    finite = [float(v) for v in values if math.isfinite(v)]
+    return float(np.mean(finite)) if finite else float("nan")
+
+
+def summarize(dice: np.ndarray, hd: np.ndarray, class_names: list[str], percentile: float,
+              unit: str) -> dict[str, Any]:
+    """Per-class means over the cases where the value is finite, their mean over classes, and per class the
+    number of cases where the structure was missed (infinite HD, left out of the HD mean)."""
+    name = metrics.hd_name(percentile)
+    per_dice = {n: _finite_mean(dice[:, i]) for i, n in enumerate(class_names)}
+    per_hd = {n: _finite_mean(hd[:, i]) for i, n in enumerate(class_names)}
+    return {"mean_dice": _finite_mean(per_dice.values()), "dice": per_dice,
+            f"mean_{name}": _finite_mean(per_hd.values()), name: per_hd,
+            "hd_name": name, "hd_unit": unit, "hd_percentile": percentile,
+            "missed": {n: int(np.isinf(hd[:, i]).sum()) for i, n in enumerate(class_names)},
+            "num_cases": int(dice.shape[0])}
+
+
+def summary_lines(summary: dict[str, Any], class_names: list[str]) -> list[str]:
+    """The end-of-run summary: mean Dice and HD (named by percentile, with unit), then per class."""
+    name, unit = summary["hd_name"], summary["hd_unit"]
+    label = name.upper()
+    lines = [f"test mean Dice {summary['mean_dice']:.4f}  mean {label} {summary[f'mean_{name}']:.2f} {unit}"]
+    for n in class_names:
+        missed = summary["missed"][n]
+        note = f"  (missed in {missed} case(s), left out of the {label} mean)" if missed else ""
+        lines.append(f"  {n:>12}: Dice {summary['dice'][n]:.4f}  {label} {summary[name][n]:.2f} {unit}{note}")
+    return lines
+
+
+def _write_metrics(out: Path, rows: list[dict[str, Any]], summary: dict[str, Any]) -> tuple[Path, Path]:
+    """``metrics.csv`` (one row per case; empty cell = no finite value) and ``metrics.json``."""
     csv_path = out / "metrics.csv"
     with csv_path.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0].keys()))
@@ -105,55 +233,36 @@ def run(cfg: DictConfig, task: Task | None = None) -> dict[str, Any]:
         writer.writerows(rows)
     metrics_path = out / "metrics.json"
     metrics_path.write_text(json.dumps({"summary": summary, "cases": rows}, indent=2))
-    published = None
-    if task is not None:
-        _report(task, rows, summary, csv_path, metrics_path, overlays)
-        if cfg.inputs.get("model_id"):
-            threshold = float(cfg.evaluate.publish_min_dice)
-            published = clearml_io.report_test_metrics_on_model(
-                str(cfg.inputs.model_id), {"test_mean_dice": summary["mean_dice"], "test_mean_hd95": summary["mean_hd95"]},
-                publish=summary["mean_dice"] >= threshold)
-            log.info("model %s: test mean Dice %.4f vs threshold %.4f -> %s", cfg.inputs.model_id,
-                     summary["mean_dice"], threshold, "published" if published else "not published")
-        clearml_io.set_outputs(task, test_mean_dice=round(summary["mean_dice"], 5), published=published)
-    result = {"checkpoint": str(checkpoint), "metrics": summary, "published": published, "metrics_csv": str(csv_path.resolve()),
-              "metrics_json": str(metrics_path.resolve()), "predictions": str(pred_dir.resolve()),
-              "overlays": [str(p.resolve()) for p in overlays], "num_cases": len(rows),
-              "seconds": round(time.time() - started, 2), "clearml_task_id": task.id if task else None,
-              "clearml_offline_session": tracking.offline_session_zip(task) if task else None}
-    runtime.write_result(out, result)
-    log.info("test mean Dice %.4f (%s)", summary["mean_dice"],
-             ", ".join(f"{n} {summary['dice'][n]:.4f}" for n in class_names))
-    return result
+    return csv_path, metrics_path
 
 
-def _summarize(rows: list[dict[str, Any]], class_names: list[str]) -> dict[str, Any]:
-    def mean(key: str) -> float:
-        values = [r[key] for r in rows if r[key] is not None]
-        return float(np.mean(values)) if values else float("nan")
-
-    per_class_dice = {n: mean(f"dice_{n}") for n in class_names}
-    per_class_hd = {n: mean(f"hd95_{n}") for n in class_names}
-    return {"mean_dice": float(np.nanmean(list(per_class_dice.values()))), "dice": per_class_dice,
-            "mean_hd95": float(np.nanmean(list(per_class_hd.values()))), "hd95": per_class_hd,
-            "num_cases": len(rows)}
+def _publish(cfg: DictConfig, model_id: str | None, summary: dict[str, Any]) -> bool | None:
+    """With ``inputs.model_id``: attach the test metrics to the model and publish it if mean Dice reaches
+    ``evaluate.publish_min_dice``; None without a model id."""
+    if not model_id:
+        return None
+    name = summary["hd_name"]
+    threshold = float(cfg.evaluate.publish_min_dice)
+    publish = summary["mean_dice"] >= threshold
+    outcome = clearml_io.report_test_metrics_on_model(
+        str(model_id), {"test_mean_dice": summary["mean_dice"], f"test_mean_{name}": summary[f"mean_{name}"]},
+        publish=publish)
+    log.info("model %s: test mean Dice %.4f vs threshold %.4f -> %s", model_id, summary["mean_dice"], threshold,
+             outcome.describe(publish))
+    return outcome.published
 
 
 def _report(task: Task, rows: list[dict[str, Any]], summary: dict[str, Any], csv_path: Path, metrics_path: Path,
             overlays: list[Path]) -> None:
+    name, unit = summary["hd_name"], summary["hd_unit"]
     logger = task.get_logger()
-    logger.report_single_value("test_mean_dice", summary["mean_dice"])
-    logger.report_single_value("test_mean_hd95", summary["mean_hd95"])
-    # also as plain scalars: single values do not appear in scalar histograms, which pipeline monitoring reads
-    logger.report_scalar("test", "mean_dice", summary["mean_dice"], iteration=0)
-    logger.report_scalar("test", "mean_hd95", summary["mean_hd95"], iteration=0)
-    for name, value in summary["dice"].items():
-        logger.report_single_value(f"test_dice_{name}", value)
-        logger.report_scalar("test dice", name, value, iteration=0)
-    for name, value in summary["hd95"].items():
-        logger.report_single_value(f"test_hd95_{name}", value)
-        logger.report_scalar("test hd95", name, value, iteration=0)
-    tracking.report_table(task, "test metrics per case", list(rows[0].keys()), [list(r.values()) for r in rows])
+    tracking.report_values(task, "test", {"mean_dice": summary["mean_dice"], f"mean_{name}": summary[f"mean_{name}"]},
+                           monitored=True)
+    tracking.report_values(task, "test_dice", summary["dice"], monitored=True)
+    tracking.report_values(task, f"test_{name}", summary[name], monitored=True)
+    tracking.report_values(task, "test_missed", {k: float(v) for k, v in summary["missed"].items()})
+    tracking.report_table(task, f"test metrics per case ({name} in {unit})", list(rows[0].keys()),
+                          [list(r.values()) for r in rows])
     for path in overlays:
         logger.report_image("overlay", path.stem, iteration=0, local_path=str(path))
     task.upload_artifact("metrics_csv", artifact_object=str(csv_path), wait_on_upload=True)
@@ -162,7 +271,8 @@ def _report(task: Task, rows: list[dict[str, Any]], summary: dict[str, Any], csv
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> None:
-    run_step(cfg, "evaluate", run)
+    logging.getLogger("ignite.engine").setLevel(logging.WARNING)  # the summary lines replace its chatter
+    sys.exit(run_step(cfg, "evaluate", run))
 
 
 if __name__ == "__main__":

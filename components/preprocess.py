@@ -1,7 +1,9 @@
 """Preprocess step: gather cases (synthetic, Decathlon or folders), validate them, split, and describe the data.
 
 Writes ``manifest.json`` (cases with their split, label names, statistics) and ``validation_report.json``
-into ``paths.preprocess_dir``; logs statistics and the case table to ClearML.
+into the step's folder; logs statistics and the case table to ClearML. With ``clearml.dataset.publish``
+the folder becomes a ClearML Dataset version, handed on as ``dataset_id``; the manifest path is handed
+on to a local run's next steps.
 
     python components/preprocess.py data=decathlon data.root=/data/Task09_Spleen
 """
@@ -12,19 +14,15 @@ import json
 import logging
 import shutil
 import sys
-import time
 from pathlib import Path
 from typing import Any
-
-if __package__ in (None, ""):  # run as a script (python components/preprocess.py, or by a clearml-agent)
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import hydra
 from clearml import Task
 from omegaconf import DictConfig
 
-from components.common import clearml_io, runtime, tracking
-from components.common.entry import run_step
+from components.common import clearml_io, tracking
+from components.common.entry import StepContext, StepResult, run_step, step
 from components.common.errors import ConfigError, DataError
 from components.common.manifest import Case, Manifest, assign_splits
 from components.common.sources import collect_cases
@@ -35,11 +33,20 @@ log = logging.getLogger("preprocess")
 REPORT_NAME = "validation_report.json"
 
 
-def run(cfg: DictConfig, task: Task | None = None) -> dict[str, Any]:
+class PreprocessResult(StepResult):
+    manifest: str
+    dataset: dict[str, Any] | None
+    validation_report: str
+    num_valid: int
+    num_rejected: int
+    splits: dict[str, int]
+    stats: dict[str, Any]
+
+
+@step("preprocess")
+def run(cfg: DictConfig, ctx: StepContext) -> PreprocessResult:
     """Prepare the data set described by ``cfg.data``; return paths and counts (also in ``result.json``)."""
-    started = time.time()
-    out = runtime.step_dir(cfg, "preprocess")
-    runtime.save_resolved_config(cfg, out)
+    out, task = ctx.dir, ctx.task
     data_cfg = cfg.data
     seed = int(cfg.seed)
 
@@ -73,14 +80,11 @@ def run(cfg: DictConfig, task: Task | None = None) -> dict[str, Any]:
                                                        "entry point, not run() alone)")
         dataset = clearml_io.publish_dataset(out, str(cfg.clearml.dataset.project), str(cfg.clearml.dataset.name),
                                              tags=list(cfg.clearml.tags or []))
-        clearml_io.set_outputs(task, dataset_id=dataset["id"], dataset_version=dataset["version"])
-    result = {"manifest": str(manifest_path.resolve()), "dataset": dataset, "validation_report": str(report_path.resolve()),
-              "num_valid": len(good), "num_rejected": len(bad), "splits": counts, "stats": stats,
-              "seconds": round(time.time() - started, 2),
-              "clearml_task_id": task.id if task else None,
-              "clearml_offline_session": tracking.offline_session_zip(task) if task else None}
-    runtime.write_result(out, result)
-    return result
+        clearml_io.set_outputs(task, dataset_version=dataset["version"])
+    return PreprocessResult(
+        manifest=str(manifest_path.resolve()), dataset=dataset, validation_report=str(report_path.resolve()),
+        num_valid=len(good), num_rejected=len(bad), splits=counts, stats=stats,
+        outputs={"dataset_id": dataset["id"] if dataset else None, "manifest": str(manifest_path.resolve())})
 
 
 def _copy_into(case: Case, folder: Path) -> Case:
@@ -119,7 +123,7 @@ def _report(task: Task, manifest: Manifest, good: list, counts: dict[str, int], 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> None:
-    run_step(cfg, "preprocess", run)
+    sys.exit(run_step(cfg, "preprocess", run))
 
 
 if __name__ == "__main__":

@@ -3,14 +3,14 @@
 - network, loss, optimizer and LR schedule from config (``model.net``, ``train.loss`` ...);
 - random foreground/background patches plus ``train.augment``; the deterministic part of the transforms
   is cached (``train.cache``);
-- validation every ``train.val_interval`` epochs (and on the last) with sliding-window inference and
+- validation every ``train.val_interval`` epochs (and on the last) with the configured inferer and
   mean Dice over foreground classes;
 - ClearML: ``ClearMLStatsHandler`` (loss per iteration, LR per epoch, validation Dice per epoch),
   ``ClearMLImageHandler`` (image, label, prediction of a validation case as GIFs), ignite
-  ``ModelCheckpoint`` (last N + best by validation Dice; network, optimizer, scheduler and trainer state
-  so a run can resume). Online, ClearML captures every checkpoint as an output model; the best one is
-  also registered explicitly with its metrics, and offline the checkpoints are registered with
-  ``OutputModel`` so the offline session carries them.
+  ``ModelCheckpoint`` (last N + best by validation Dice; network, optimizer, scheduler, trainer state and
+  the checkpoint handlers' own bookkeeping, so a run can resume). Online, ClearML captures every
+  checkpoint as an output model; the best one is also registered explicitly with its metrics, and
+  offline the checkpoints are registered with ``OutputModel`` so the offline session carries them.
 
     python components/train.py train.max_epochs=50 model=segresnet
 """
@@ -18,85 +18,134 @@
 from __future__ import annotations
 
 import logging
-import re
 import subprocess
 import sys
-import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-if __package__ in (None, ""):  # run as a script (python components/train.py, or by a clearml-agent)
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import torch  # imported before clearml.Task.init so that torch.save is captured as output models
+import torch  # before clearml.Task.init, so that torch.save is captured (clearml_compat.TORCH_BEFORE_TASK_INIT)
 import hydra
 from clearml import Task
 from ignite.engine import Engine, Events
-from ignite.handlers import Checkpoint, ModelCheckpoint
-from monai.data import DistributedSampler
+from ignite.handlers import ModelCheckpoint
+from monai.data import partition_dataset
 from monai.engines import SupervisedEvaluator, SupervisedTrainer
-from monai.handlers import (ClearMLImageHandler, ClearMLStatsHandler, LrScheduleHandler, MeanDice,
+from monai.handlers import (CheckpointLoader, ClearMLImageHandler, ClearMLStatsHandler, LrScheduleHandler, MeanDice,
                             TensorBoardImageHandler, TensorBoardStatsHandler, from_engine)
 from monai.inferers import SimpleInferer
 from monai.transforms import AsDiscreted, Compose
 from omegaconf import DictConfig, OmegaConf
 from torch.nn.parallel import DistributedDataParallel
 
-from components.common import clearml_io, distributed, models, runtime, tracking
+from components.common import clearml_compat, distributed, models, runtime, tracking
 from components.common.data import make_dataset, make_loader
-from components.common.entry import run_step
+from components.common.entry import StepContext, StepResult, run_step, step
 from components.common.errors import ConfigError
 from components.common.inputs import load_manifest
 from components.common.manifest import Manifest
 from components.common.transforms import deterministic_transforms, training_transforms
 
 log = logging.getLogger("train")
-logging.getLogger("ignite.engine").setLevel(logging.WARNING)  # our per-epoch line replaces its per-epoch chatter
 
 CHECKPOINT_PREFIX = ""
 BEST_PREFIX = "best"
 KEY_METRIC = "val_mean_dice"
-# file name of the registered best model; its entry on the task is named after it ("best")
-BEST_MODEL_FILE = "best.pt"
+
+
+class TrainResult(StepResult, total=False):
+    best_checkpoint: str | None
+    last_checkpoint: str | None
+    best_val_mean_dice: float
+    best_epoch: int
+    epochs: int
+    resumed_from_epoch: int | None
+    final_loss: float | None
+    device: str
+    world_size: int
+    iterations_per_epoch: int
+    output_models: dict[str, str]
+
+
+@dataclass
+class Checkpoints:
+    """The two checkpoint handlers and what they save; ``last`` also stores both handlers' bookkeeping."""
+
+    last: ModelCheckpoint
+    best: ModelCheckpoint
+    objects: dict[str, Any]
+
+    def resume_objects(self) -> dict[str, Any]:
+        return {**self.objects, "checkpointer": self.last, "best_checkpointer": self.best}
+
+    def forget_missing_files(self, _: Engine) -> None:
+        """After resuming from an older checkpoint (the newest was unreadable), its bookkeeping may name files
+        that later epochs replaced; drop those entries so the handlers do not try to delete them."""
+        for handler in (self.last, self.best):
+            folder = Path(handler.save_handler.dirname)
+            saved = handler.state_dict()["_saved"]
+            kept = [(p, f) for p, f in saved if (folder / f).is_file()]
+            if len(kept) != len(saved):
+                log.warning("checkpoint bookkeeping names files that no longer exist: %s",
+                            sorted(set(f for _, f in saved) - set(f for _, f in kept)))
+                handler.load_state_dict({"_saved": kept})
 
 
 def git_commit(path: Path) -> str | None:
     """The commit of the repository holding ``path`` (lineage for output models), or None."""
     try:
-        out = subprocess.run(["git", "-C", str(path), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+        out = subprocess.run(["git", "-C", str(path), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10,
+                             check=False)
     except (OSError, subprocess.TimeoutExpired):
         return None
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
-def find_resume_checkpoint(resume: Any, checkpoint_dir: Path) -> Path | None:
-    """``train.resume``: null (fresh start), ``auto`` (newest epoch checkpoint, if any) or a file path."""
+def find_resume_checkpoint(resume: Any, checkpoint_dir: Path, max_epochs: int) -> Path | None:
+    """``train.resume``: null (fresh start), ``auto`` (newest readable epoch checkpoint, if any) or a file.
+
+    ``auto`` skips a newest checkpoint that a crash left unreadable and takes the one before; when
+    checkpoints exist but none is readable it stops instead of silently starting over. A checkpoint that
+    has trained more epochs than ``train.max_epochs`` is refused.
+    """
     if resume in (None, "", False):
         return None
     if str(resume) == "auto":
-        found = sorted(checkpoint_dir.glob("checkpoint_*.pt"), key=lambda p: p.stat().st_mtime)
-        for path in reversed(found):  # a run killed while saving may leave the newest file truncated
+        found = sorted(checkpoint_dir.glob("checkpoint_*.pt"), key=lambda p: p.stat().st_mtime, reverse=True)
+        problems = []
+        for path in found:
             try:
-                torch.load(path, map_location="cpu", weights_only=False)
-                return path
-            except Exception as e:  # torch raises several types for truncated files
+                epoch = _trained_epochs(path)
+            except Exception as e:  # torch raises several types for truncated or corrupt files
                 log.warning("checkpoint %s is unreadable (%s); trying an older one", path, e)
+                problems.append(f"{path.name}: {e}")
+                continue
+            return _check_epochs(path, epoch, max_epochs)
+        if found:
+            raise ConfigError("train.resume", f"every checkpoint in {checkpoint_dir} is unreadable ({'; '.join(problems)}); "
+                                              "remove them, or set train.resume=null to start from scratch")
         return None
     path = Path(str(resume)).expanduser()
     if not path.is_file():
         raise ConfigError("train.resume", f"checkpoint '{path}' does not exist")
+    try:
+        epoch = _trained_epochs(path)
+    except Exception as e:  # torch raises several types for unreadable files
+        raise ConfigError("train.resume", f"checkpoint '{path}' is unreadable: {e}") from e
+    return _check_epochs(path, epoch, max_epochs)
+
+
+def _trained_epochs(path: Path) -> int:
+    state = torch.load(path, map_location="cpu", weights_only=True)["trainer"]  # ignite's Engine.state_dict()
+    return int(state["iteration"]) // int(state["epoch_length"])
+
+
+def _check_epochs(path: Path, epoch: int, max_epochs: int) -> Path:
+    if epoch > max_epochs:
+        raise ConfigError("train.max_epochs", f"is {max_epochs}, but checkpoint {path} has already trained {epoch} "
+                                              "epochs; raise train.max_epochs to continue it, or set "
+                                              "train.resume=null to start from scratch")
     return path
-
-
-def _adopt_existing_checkpoints(last: ModelCheckpoint, best: ModelCheckpoint, ckpt_dir: Path) -> None:
-    """Make resumed checkpoint handlers aware of the files already saved, so that ``keep_last`` and the
-    single best checkpoint still hold across the interruption (ignite's handlers keep this list in memory)."""
-    epochs = sorted((int(m.group(1)), p.name) for p in ckpt_dir.glob("checkpoint_*.pt")
-                    if (m := re.fullmatch(r"checkpoint_(\d+)\.pt", p.name)))
-    last.load_state_dict({"_saved": epochs[-last.n_saved:] if last.n_saved else epochs})
-    scored = sorted((float(m.group(1)), p.name) for p in ckpt_dir.glob(f"{BEST_PREFIX}_*.pt")
-                    if (m := re.search(rf"{KEY_METRIC}=([0-9.]+)\.pt$", p.name)))
-    best.load_state_dict({"_saved": scored[-1:]})
 
 
 def _check_config(cfg: DictConfig) -> None:
@@ -108,7 +157,8 @@ def _check_config(cfg: DictConfig) -> None:
         raise ConfigError("train.patch_size", f"must be three sizes of at least 8 voxels, got {list(t.patch_size)}")
 
 
-def run(cfg: DictConfig, task: Task | None = None) -> dict[str, Any]:
+@step("train")
+def run(cfg: DictConfig, ctx: StepContext) -> TrainResult:
     """Train on the manifest's train split, validate on its val split; return the best checkpoint and metrics.
 
     With ``train.distributed.nproc`` > 1 the work is shared by that many data-parallel processes.
@@ -116,138 +166,137 @@ def run(cfg: DictConfig, task: Task | None = None) -> dict[str, Any]:
     _check_config(cfg)
     nproc = int(cfg.train.distributed.nproc)
     if nproc > 1:
-        backend = distributed.resolve_backend(str(cfg.train.distributed.backend), runtime.select_device(str(cfg.device)))
-        return distributed.run_data_parallel(train_rank, cfg, task, nproc, backend)
-    return train_rank(cfg, task)
+        backend = distributed.resolve_backend(str(cfg.train.distributed.backend), runtime.select_device(str(cfg.device)),
+                                              key="train.distributed.backend")
+        return distributed.run_data_parallel(train_rank, cfg, ctx, nproc, backend)
+    return train_rank(cfg, ctx)
 
 
-def train_rank(cfg: DictConfig, task: Task | None, rank: int = 0, world_size: int = 1) -> dict[str, Any]:
-    """The training loop of one rank (the only one when not distributed); rank 0 writes and reports."""
-    started = time.time()
-    lead = rank == 0
-    tcfg = cfg.train
-    out = runtime.step_dir(cfg, "train")
-    if lead:
-        runtime.save_resolved_config(cfg, out)
-    ckpt_dir = out / "checkpoints"
-    ckpt_dir.mkdir(exist_ok=True)
-    device = distributed.rank_device(runtime.select_device(str(cfg.device)), rank)
+def train_rank(cfg: DictConfig, ctx: StepContext, rank: int = 0, world_size: int = 1) -> TrainResult:
+    """The training recipe of one rank (the only one when not distributed); rank 0 writes and reports."""
+    tcfg, lead = cfg.train, rank == 0
+    device = distributed.rank_device(runtime.select_device(str(cfg.device)), rank, key="train.distributed.nproc")
     runtime.seed_everything(int(cfg.seed))
+    manifest, dataset = load_manifest(ctx.input("dataset_id"), ctx.input("manifest"), int(cfg.data.num_classes))
 
-    manifest, dataset = load_manifest(cfg)
-    num_classes = manifest.num_classes
-    base = deterministic_transforms(cfg.data)
-    train_ds = make_dataset(manifest.records("train"), Compose([base, training_transforms(tcfg)]), tcfg.cache,
-                            out / "cache")
-    val_ds = make_dataset(manifest.records("val"), base, tcfg.cache, out / "cache")
-    train_sampler = DistributedSampler(train_ds, shuffle=True) if world_size > 1 else None
-    val_sampler = DistributedSampler(val_ds, shuffle=False, even_divisible=False) if world_size > 1 else None
-    train_loader = make_loader(train_ds, int(tcfg.batch_size), shuffle=True, num_workers=int(tcfg.num_workers),
-                               sampler=train_sampler)
-    val_loader = make_loader(val_ds, 1, shuffle=False, num_workers=int(tcfg.num_workers), sampler=val_sampler)
-
+    train_loader, val_loader = _loaders(cfg, manifest, ctx.dir / "cache", rank, world_size)
     net = models.build_network(cfg.model).to(device)
     if world_size > 1:
         net = DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
-    loss_fn = models.build_loss(tcfg)
     optimizer = models.build_optimizer(tcfg, net.parameters())
     scheduler = models.build_scheduler(tcfg, optimizer)
-    amp = bool(tcfg.amp) and device.type == "cuda"
-    if lead:
-        log.info("training %s on %s x%d (amp=%s): %d train / %d val cases, %d epochs", cfg.model.name, device,
-                 world_size, amp, len(train_ds), len(val_ds), tcfg.max_epochs)
 
-    post = Compose([AsDiscreted(keys="pred", argmax=True, to_onehot=num_classes),
-                    AsDiscreted(keys="label", to_onehot=num_classes)])
-    class_names = {int(k): v for k, v in manifest.labels.items() if int(k) > 0}
-    per_class = {f"val_dice_{name}": MeanDice(include_background=True, output_transform=_channel(c))
-                 for c, name in class_names.items()}
-    evaluator = SupervisedEvaluator(
-        device=device, val_data_loader=val_loader, network=net, inferer=models.build_inferer(cfg.inference),
-        postprocessing=post, amp=amp,
-        key_val_metric={KEY_METRIC: MeanDice(include_background=False, output_transform=from_engine(["pred", "label"]))},
-        additional_metrics=per_class)
+    evaluator = _validator(cfg, manifest, net, val_loader, device)
     trainer = SupervisedTrainer(
         device=device, max_epochs=int(tcfg.max_epochs), train_data_loader=train_loader, network=net,
-        optimizer=optimizer, loss_function=loss_fn, inferer=SimpleInferer(), amp=amp)
-
-    @trainer.on(Events.EPOCH_STARTED)
-    def _record_lr(engine: Engine) -> None:
-        engine.state.lr = optimizer.param_groups[0]["lr"]
-        if train_sampler is not None:
-            train_sampler.set_epoch(engine.state.epoch)
-
-    if scheduler is not None:
-        LrScheduleHandler(scheduler, print_lr=False).attach(trainer)
-    max_epochs, interval = int(tcfg.max_epochs), int(tcfg.val_interval)
-    trainer.add_event_handler(
-        Events.EPOCH_COMPLETED(event_filter=lambda _, e: e % interval == 0 or e == max_epochs),
-        lambda engine: evaluator.run(engine.state.epoch))
+        optimizer=optimizer, loss_function=models.build_loss(tcfg), inferer=SimpleInferer(),
+        amp=bool(tcfg.amp) and device.type == "cuda", train_handlers=_train_handlers(cfg, evaluator, scheduler))
     if lead:
-        _attach_progress(trainer, evaluator, max_epochs)
-        _attach_tracking(trainer, evaluator, out / "tensorboard", task is not None, bool(tcfg.log_images))
+        log.info("training %s on %s x%d (amp=%s): %d train / %d val cases, %d epochs", cfg.model.name, device,
+                 world_size, trainer.amp, len(train_loader.dataset), len(val_loader.dataset), tcfg.max_epochs)
+        _attach_progress(trainer, evaluator, int(tcfg.max_epochs))
+        _attach_tracking(trainer, evaluator, ctx.dir / "tensorboard", ctx.task is not None, bool(tcfg.log_images))
 
-    to_save = {"net": net, "optimizer": optimizer, "trainer": trainer}
-    if scheduler is not None:
-        to_save["lr_scheduler"] = scheduler
-    epoch_of = lambda *_: trainer.state.epoch  # noqa: E731  (checkpoints are numbered by training epoch)
-    # atomic=False: ignite's atomic save writes a temp file and renames it, so ClearML's torch.save binding
-    # would name the captured models after the temp file; the previous checkpoints stay as a fallback.
-    last = ModelCheckpoint(str(ckpt_dir), CHECKPOINT_PREFIX, n_saved=int(tcfg.checkpoint.keep_last),
-                           require_empty=False, global_step_transform=epoch_of, atomic=False)
-    trainer.add_event_handler(Events.EPOCH_COMPLETED, last, to_save)
-    best = ModelCheckpoint(str(ckpt_dir), BEST_PREFIX, n_saved=1, require_empty=False, atomic=False,
-                           score_name=KEY_METRIC,
-                           score_function=lambda engine: engine.state.metrics[KEY_METRIC],
-                           global_step_transform=epoch_of)
-    evaluator.add_event_handler(Events.COMPLETED, best, to_save)
-
-    resume_from = find_resume_checkpoint(tcfg.resume, ckpt_dir)
+    checkpoints = _attach_checkpoints(trainer, evaluator, ctx.dir / "checkpoints", int(tcfg.checkpoint.keep_last),
+                                      net, optimizer, scheduler)
+    resume_from = find_resume_checkpoint(tcfg.resume, ctx.dir / "checkpoints", int(tcfg.max_epochs))
     if resume_from is not None:
         log.info("resuming from %s", resume_from)
-        Checkpoint.load_objects(to_load=to_save, checkpoint=torch.load(resume_from, map_location=device,
-                                                                        weights_only=False))
-        trainer.state.max_epochs = max_epochs  # the config may extend a finished run
-        _adopt_existing_checkpoints(last, best, ckpt_dir)
-    start_epoch = int(trainer.state.epoch)
+        CheckpointLoader(load_path=str(resume_from), load_dict=checkpoints.resume_objects(),
+                         map_location=device).attach(trainer)  # type: ignore[arg-type]  # (torch.load accepts a device)
+        trainer.add_event_handler(Events.STARTED, checkpoints.forget_missing_files)
     try:
         trainer.run()
     except Exception:
-        if not lead:
-            raise
-        saved = sorted(str(p) for p in ckpt_dir.glob("*.pt"))
-        log.error("training failed; checkpoints kept in %s: %s (resume with train.resume=auto)", ckpt_dir, saved)
+        if lead:
+            saved = sorted(str(p) for p in (ctx.dir / "checkpoints").glob("*.pt"))
+            log.error("training failed; checkpoints kept in %s: %s (resume with train.resume=auto)",
+                      ctx.dir / "checkpoints", saved)
         raise
-
     if not lead:
-        return {}
-    best_path = Path(best.last_checkpoint) if best.last_checkpoint else None
-    result = {
-        "best_checkpoint": str(best_path.resolve()) if best_path else None,
-        "last_checkpoint": str(Path(last.last_checkpoint).resolve()) if last.last_checkpoint else None,
-        "best_val_mean_dice": float(evaluator.state.best_metric),
-        "best_epoch": int(evaluator.state.best_metric_epoch),
-        "epochs": int(trainer.state.epoch),
-        "resumed_from_epoch": start_epoch if resume_from is not None else None,
-        "final_loss": float(trainer.state.output[0]["loss"]) if trainer.state.output else None,
-        "device": str(device),
-        "world_size": world_size,
-        "iterations_per_epoch": int(trainer.state.epoch_length or 0),
-        "seconds": round(time.time() - started, 2),
-        "clearml_task_id": task.id if task else None,
-        "clearml_offline_session": tracking.offline_session_zip(task) if task else None,
-    }
-    if task is not None:
-        result["output_models"] = _register_models(cfg, task, manifest, dataset, result, last)
-        clearml_io.set_outputs(task, model_id=result["output_models"].get("best"),
-                               val_mean_dice=round(result["best_val_mean_dice"], 5))
-    runtime.write_result(out, result)
-    log.info("best val mean Dice %.4f at epoch %d; checkpoint %s", result["best_val_mean_dice"],
-             result["best_epoch"], result["best_checkpoint"])
-    return result
+        return TrainResult()
+    return _result(cfg, ctx, manifest, dataset, trainer, evaluator, checkpoints, resume_from, device, world_size)
 
 
-def _channel(c: int):
+def _loaders(cfg: DictConfig, manifest: Manifest, cache_dir: Path, rank: int, world_size: int) -> tuple[Any, Any]:
+    """Train loader (random patches) and val loader (whole volumes); each rank caches only its partition."""
+    tcfg = cfg.train
+    base = deterministic_transforms(cfg.data)
+    train_records, val_records = manifest.records("train"), manifest.records("val")
+    if world_size > 1:
+        train_records = partition_dataset(train_records, num_partitions=world_size, shuffle=True, seed=int(cfg.seed),
+                                          even_divisible=True)[rank]
+        val_records = partition_dataset(val_records, num_partitions=world_size, even_divisible=False)[rank]
+    train_ds = make_dataset(train_records, Compose([base, training_transforms(tcfg, "train.augment")]), tcfg.cache,
+                            cache_dir, key="train.cache")
+    val_ds = make_dataset(val_records, base, tcfg.cache, cache_dir, key="train.cache")
+    return (make_loader(train_ds, int(tcfg.batch_size), shuffle=True, num_workers=int(tcfg.num_workers)),
+            make_loader(val_ds, 1, shuffle=False, num_workers=int(tcfg.num_workers)))
+
+
+def _validator(cfg: DictConfig, manifest: Manifest, net: torch.nn.Module, loader: Any,
+               device: torch.device) -> SupervisedEvaluator:
+    """Whole-volume validation with the configured inferer: mean Dice over foreground classes and per class."""
+    num_classes = manifest.num_classes
+    post = Compose([AsDiscreted(keys="pred", argmax=True, to_onehot=num_classes),
+                    AsDiscreted(keys="label", to_onehot=num_classes)])
+    per_class: dict[str, Any] = {f"val_dice_{name}": MeanDice(include_background=True, output_transform=_channel(int(c)))
+                 for c, name in manifest.labels.items() if int(c) > 0}
+    return SupervisedEvaluator(
+        device=device, val_data_loader=loader, network=net, inferer=models.build_inferer(cfg.inference),
+        postprocessing=post, amp=bool(cfg.inference.amp) and device.type == "cuda",
+        key_val_metric={KEY_METRIC: MeanDice(include_background=False, output_transform=from_engine(["pred", "label"]))},
+        additional_metrics=per_class)
+
+
+class PeriodicValidation:
+    """Run the validator every ``interval`` epochs and after the last one (MONAI's ``ValidationHandler``
+    skips the last epoch when it is not a multiple of the interval)."""
+
+    def __init__(self, validator: Engine, interval: int) -> None:
+        self.validator, self.interval = validator, interval
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.EPOCH_COMPLETED(event_filter=self._due), self)
+
+    def _due(self, engine: Engine, epoch: int) -> bool:
+        return epoch % self.interval == 0 or epoch == engine.state.max_epochs
+
+    def __call__(self, engine: Engine) -> None:
+        self.validator.run(engine.state.epoch)  # type: ignore[arg-type]  # (MONAI's Workflow.run takes the global epoch)
+
+
+def _train_handlers(cfg: DictConfig, evaluator: SupervisedEvaluator, scheduler: Any) -> list[Any]:
+    """LR schedule (per epoch) and validation every ``train.val_interval`` epochs and on the last."""
+    handlers: list[Any] = [PeriodicValidation(evaluator, int(cfg.train.val_interval))]
+    if scheduler is not None:
+        handlers.insert(0, LrScheduleHandler(scheduler, print_lr=False))
+    return handlers
+
+
+def _attach_checkpoints(trainer: Engine, evaluator: Engine, folder: Path, keep_last: int, net: torch.nn.Module,
+                        optimizer: torch.optim.Optimizer, scheduler: Any) -> Checkpoints:
+    """Last ``train.checkpoint.keep_last`` epoch checkpoints and the best by validation Dice.
+
+    The epoch checkpoints carry both handlers' own bookkeeping (which files they keep), so a resumed run
+    keeps honouring ``keep_last`` and the single best file.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    objects: dict[str, Any] = {"net": net, "optimizer": optimizer, "trainer": trainer}
+    if scheduler is not None:
+        objects["lr_scheduler"] = scheduler
+    epoch_of = lambda *_: trainer.state.epoch  # noqa: E731  (checkpoints are numbered by training epoch)
+    best = ModelCheckpoint(str(folder), BEST_PREFIX, n_saved=1, require_empty=False,
+                           atomic=clearml_compat.CHECKPOINT_ATOMIC, score_name=KEY_METRIC,
+                           score_function=lambda engine: engine.state.metrics[KEY_METRIC], global_step_transform=epoch_of)
+    evaluator.add_event_handler(Events.COMPLETED, best, objects)
+    last = ModelCheckpoint(str(folder), CHECKPOINT_PREFIX, n_saved=keep_last, require_empty=False,
+                           atomic=clearml_compat.CHECKPOINT_ATOMIC, global_step_transform=epoch_of, include_self=True)
+    trainer.add_event_handler(Events.EPOCH_COMPLETED, last, {**objects, "best_checkpointer": best})
+    return Checkpoints(last=last, best=best, objects=objects)
+
+
+def _channel(c: int) -> Any:
     """Output transform picking class channel ``c`` of one-hot predictions and labels."""
     def pick(output: list[dict[str, torch.Tensor]]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         return [o["pred"][c:c + 1] for o in output], [o["label"][c:c + 1] for o in output]
@@ -255,18 +304,21 @@ def _channel(c: int):
 
 
 def _attach_progress(trainer: Engine, evaluator: Engine, max_epochs: int) -> None:
-    epoch_start = {"t": time.time()}
+    """One line per epoch: loss, LR, validation Dice when validated, epoch time (ignite's own timing)."""
 
     @trainer.on(Events.EPOCH_STARTED)
-    def _start(_: Engine) -> None:
-        epoch_start["t"] = time.time()
+    def _record_lr(engine: Engine) -> None:  # the LR this epoch trains with (also a ClearML scalar)
+        engine.state.lr = engine.optimizer.param_groups[0]["lr"]  # type: ignore[attr-defined]
 
     @trainer.on(Events.EPOCH_COMPLETED)
     def _line(engine: Engine) -> None:
-        loss = engine.state.output[0]["loss"] if engine.state.output else float("nan")
+        output: Any = engine.state.output
+        loss = output[0]["loss"] if output else float("nan")
         val = evaluator.state.metrics.get(KEY_METRIC) if evaluator.state.epoch == engine.state.epoch else None
         log.info("epoch %d/%d  loss %.4f  lr %.2e%s  (%.1fs)", engine.state.epoch, max_epochs, float(loss),
-                 engine.state.lr, f"  val mean Dice {val:.4f}" if val is not None else "", time.time() - epoch_start["t"])
+                 engine.state.lr,  # type: ignore[attr-defined]  # (set at EPOCH_STARTED above)
+                 f"  val mean Dice {val:.4f}" if val is not None else "",
+                 engine.state.times.get(Events.EPOCH_COMPLETED.name) or 0.0)
 
 
 def _attach_tracking(trainer: Engine, evaluator: Engine, log_dir: Path, clearml: bool, log_images: bool) -> None:
@@ -286,8 +338,38 @@ def _attach_tracking(trainer: Engine, evaluator: Engine, log_dir: Path, clearml:
         evaluator.add_event_handler(Events.EPOCH_COMPLETED, image_handler)
 
 
+def _result(cfg: DictConfig, ctx: StepContext, manifest: Manifest, dataset: dict[str, Any], trainer: Engine,
+            evaluator: Engine, checkpoints: Checkpoints, resume_from: Path | None, device: torch.device,
+            world_size: int) -> TrainResult:
+    state: Any = evaluator.state  # MONAI's Workflow adds best_metric and best_metric_epoch
+    output: Any = trainer.state.output
+    best_path = Path(checkpoints.best.last_checkpoint).resolve() if checkpoints.best.last_checkpoint else None
+    last_path = Path(checkpoints.last.last_checkpoint).resolve() if checkpoints.last.last_checkpoint else None
+    result = TrainResult(
+        best_checkpoint=str(best_path) if best_path else None, last_checkpoint=str(last_path) if last_path else None,
+        best_val_mean_dice=float(state.best_metric), best_epoch=int(state.best_metric_epoch),
+        epochs=int(trainer.state.epoch),
+        resumed_from_epoch=_resumed_epoch(resume_from),
+        final_loss=float(output[0]["loss"]) if output else None,
+        device=str(device), world_size=world_size, iterations_per_epoch=int(trainer.state.epoch_length or 0))
+    registered = _register_models(cfg, ctx.task, manifest, dataset, result, checkpoints.last) if ctx.task else {}
+    if ctx.task is not None:
+        result["output_models"] = registered
+    online = ctx.task is not None and not ctx.task.is_offline()  # an offline model id means nothing elsewhere
+    result["outputs"] = {"model_id": registered.get("best") if online else None, "val_mean_dice": round(result["best_val_mean_dice"], 5),
+                         "checkpoint": result["best_checkpoint"]}
+    result["summary"] = [f"best val mean Dice {result['best_val_mean_dice']:.4f} at epoch {result['best_epoch']}",
+                         f"best model: {result['best_checkpoint']}"]
+    log.info("%s; checkpoint %s", result["summary"][0], result["best_checkpoint"])
+    return result
+
+
+def _resumed_epoch(resume_from: Path | None) -> int | None:
+    return _trained_epochs(resume_from) if resume_from is not None else None
+
+
 def _register_models(cfg: DictConfig, task: Task, manifest: Manifest, dataset: dict[str, Any],
-                     result: dict[str, Any], last: ModelCheckpoint) -> dict[str, str]:
+                     result: TrainResult, last: ModelCheckpoint) -> dict[str, str]:
     """Register the best checkpoint (and, offline, the kept epoch checkpoints) as output models with lineage.
 
     The best model's metadata holds what is needed to trace and rebuild it: git commit, dataset id and
@@ -305,15 +387,15 @@ def _register_models(cfg: DictConfig, task: Task, manifest: Manifest, dataset: d
     registered = {}
     if result["best_checkpoint"]:
         model = tracking.register_model(task, Path(result["best_checkpoint"]), f"{task.name} best", tags=tags,
-                                        metadata=metadata, config=config, labels=labels,
-                                        stored_as=BEST_MODEL_FILE)
+                                        metadata=metadata, config=config, labels=labels,  # type: ignore[arg-type]
+                                        stored_as=clearml_compat.BEST_MODEL_FILE)
         registered["best"] = model.id
     if task.is_offline():  # online, ClearML's torch.save binding already captured these
-        for saved in last._saved:
-            path = Path(last.save_handler.dirname) / saved.filename
+        for _, filename in last.state_dict()["_saved"]:
+            path = Path(last.save_handler.dirname) / filename
             if path.is_file():
                 model = tracking.register_model(task, path, f"{task.name} {path.stem}", tags=["checkpoint"],
-                                                config=config, labels=labels)
+                                                config=config, labels=labels)  # type: ignore[arg-type]
                 registered[path.stem] = model.id
     return registered
 
@@ -325,7 +407,8 @@ def _pipeline_run(task: Task) -> str:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> None:
-    run_step(cfg, "train", run)
+    logging.getLogger("ignite.engine").setLevel(logging.WARNING)  # the per-epoch line replaces its chatter
+    sys.exit(run_step(cfg, "train", run))
 
 
 if __name__ == "__main__":

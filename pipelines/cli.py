@@ -15,7 +15,7 @@ import argparse
 import sys
 from typing import Sequence
 
-from components.common.errors import PipelineError
+from components.common.errors import PipelineError, StepFailed
 
 REMOTE_COMMANDS = {
     "remote": "run the pipeline on agents: the controller is enqueued to pipeline.queues.controller",
@@ -28,7 +28,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="monai-pipeline", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="run preprocess -> train -> evaluate on this machine")
+    run = sub.add_parser("run", help="run every pipeline step on this machine")
     run.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. train.max_epochs=3 model=segresnet")
     for name, text in REMOTE_COMMANDS.items():
         remote = sub.add_parser(name, help=text)
@@ -44,7 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PipelineError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except RuntimeError as e:  # a failed step: its own log has the details
+    except StepFailed as e:  # its own log has the details
         print(f"error: {e}", file=sys.stderr)
         return 1
     return 0

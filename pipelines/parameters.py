@@ -8,7 +8,7 @@ to one Hydra override of the steps, e.g. ``epochs=5`` -> ``train.max_epochs=5`` 
 
 Command-line Hydra overrides whose key a parameter owns (``train.max_epochs=5``, ``model=segresnet``)
 become that parameter's value; every other override goes into the ``overrides`` parameter, a list of
-Hydra overrides that every step gets (the preprocess step only those under ``pipeline.preprocess_keys``).
+Hydra overrides that every step gets (a cacheable step only those under its ``cache_keys``, pipelines/dag.py).
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ from .dag import REPO_ROOT
 
 CONF_DIR = REPO_ROOT / "conf"
 # keys the pipeline sets itself on the steps; users cannot override them
-RESERVED_KEYS = ("inputs.dataset_id", "inputs.model_id", "paths.run_id", "paths.output_root", "clearml.offline")
+RESERVED_KEYS = ("paths.run_id", "paths.output_root", "clearml.offline")
+RESERVED_PREFIXES = ("inputs.",)
 
 
 class ParameterError(PipelineError):
@@ -176,7 +177,7 @@ def _check_overrides(value: Any) -> str | None:
         owner = PARAMETERS_BY_KEY.get(key)
         if owner is not None:
             return f"'{item}' sets {key}, which the parameter '{owner.name}' controls; set that parameter instead"
-        if key in RESERVED_KEYS:
+        if key in RESERVED_KEYS or key.startswith(RESERVED_PREFIXES):
             return f"'{item}' sets {key}, which the pipeline sets itself"
     return None
 
@@ -206,7 +207,7 @@ PARAMETERS: tuple[Parameter, ...] = (
     Parameter("seed", "int", "seed", "random seed of data generation, splits and training", _between(0, 2**32 - 1)),
     Parameter("dice_threshold", "float", "evaluate.publish_min_dice",
               "evaluate publishes the model when its test mean Dice is at least this", _between(0.0, 1.0)),
-    Parameter("force_preprocess", "bool", None, "re-run preprocess even when a cached run matches"),
+    Parameter("force_rerun", "bool", None, "re-run cacheable steps (preprocess) even when a cached run matches"),
     Parameter("overrides", "list", None, "further Hydra overrides for every step, e.g. [\"model.net.dropout=0.1\"]",
               _check_overrides),
 )
@@ -219,34 +220,24 @@ def override_key(override: str) -> str:
     return override.split("=", 1)[0].lstrip("+~").strip()
 
 
-def defaults_from(cfg: DictConfig, overrides: Sequence[str], force_preprocess: bool) -> dict[str, Any]:
-    """Parameter values for a run composed from ``overrides`` (the run's config ``cfg``)."""
+def defaults_from(cfg: DictConfig, choices: Mapping[str, str], overrides: Sequence[str],
+                  force_rerun: bool) -> dict[str, Any]:
+    """Parameter values for a run composed from ``overrides``: the config ``cfg`` and its config-group
+    ``choices`` (which file of each group was chosen, e.g. ``data: decathlon``)."""
     values: dict[str, Any] = {}
     for p in PARAMETERS:
         if p.key is None:
             continue
         if p.is_group:
-            values[p.name] = str(cfg[p.key].name)
+            values[p.name] = str(choices[p.key])
         else:
             node = OmegaConf.select(cfg, p.key, default=None)
             if node is None and p.name == "data_size":
                 node = 0
             values[p.name] = OmegaConf.to_object(node) if OmegaConf.is_config(node) else node
-    values["force_preprocess"] = force_preprocess
+    values["force_rerun"] = force_rerun
     values["overrides"] = [o for o in overrides if override_key(o) not in PARAMETERS_BY_KEY]
     return values
-
-
-def lift_overrides(overrides: Sequence[str]) -> tuple[list[str], dict[str, str]]:
-    """Split command-line overrides into the parameters' overrides (by key) and the rest."""
-    rest, owned = [], {}
-    for o in overrides:
-        key = override_key(o)
-        if key in PARAMETERS_BY_KEY and "=" in o:
-            owned[PARAMETERS_BY_KEY[key].name] = o.split("=", 1)[1]
-        else:
-            rest.append(o)
-    return rest, owned
 
 
 def validate(raw: Mapping[str, Any]) -> dict[str, Any]:
@@ -269,7 +260,7 @@ def _group_has(data: str, key: str) -> bool:
     return key in OmegaConf.load(CONF_DIR / "data" / f"{data}.yaml")
 
 
-def step_overrides(values: Mapping[str, Any]) -> list[str]:
+def hydra_overrides(values: Mapping[str, Any]) -> list[str]:
     """The Hydra overrides the typed ``values`` stand for: group choices, then ``overrides``, then the rest."""
     groups = [f"{p.key}={p.text(values[p.name])}" for p in PARAMETERS if p.is_group]
     plain = [f"{p.key}={p.text(values[p.name])}" for p in PARAMETERS
@@ -280,12 +271,3 @@ def step_overrides(values: Mapping[str, Any]) -> list[str]:
 def as_ui_values(values: Mapping[str, Any]) -> dict[str, str]:
     """Parameter values as the text the controller task stores (and the UI shows)."""
     return {name: PARAMETERS_BY_NAME[name].text(v) for name, v in values.items()}
-
-
-def mapping_table() -> str:
-    """Markdown table: parameter, type, Hydra override, description (for the README and ``--help``)."""
-    rows = ["| parameter | type | Hydra override | description |", "| --- | --- | --- | --- |"]
-    for p in PARAMETERS:
-        key = f"`{p.key}=...`" if p.key else "(controller)"
-        rows.append(f"| `{p.name}` | {p.kind} | {key} | {p.description} |")
-    return "\n".join(rows)

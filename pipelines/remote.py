@@ -6,14 +6,16 @@
 the controller task's entry point: a services-mode agent runs it without arguments, and it then rebuilds
 the DAG from the controller task's (possibly UI-edited) parameters.
 
-* The DAG comes from ``pipelines/dag.py``; queues, docker, retries and caching from ``conf/pipeline``.
+* The steps and their wiring come from ``pipelines/dag.py``; queue names, docker, retry timing and
+  per-step settings from ``conf/pipeline``.
 * Each step task is created with ``Task.create`` from this repository (URL, commit, uncommitted diff and
   entry point ``components/<step>.py`` taken from the controller task), so an agent checks the code out.
 * Step configuration goes into the step task's ``Hydra/<key>`` parameters, which ClearML's Hydra binding
   applies as overrides when the agent runs the component; the typed pipeline parameters
   (``pipelines/parameters.py``) map to those keys.
-* Data flows through ClearML: preprocess publishes a Dataset version and sets ``Outputs/dataset_id``;
-  train gets it as ``inputs.dataset_id`` and sets ``Outputs/model_id``; evaluate gets both.
+* Data flows through ClearML: each input a step declares in the DAG is its ``Hydra/inputs.<name>``
+  parameter, set to ``${<producer>.parameters.Outputs/<name>}`` (e.g. preprocess publishes a Dataset
+  version and sets ``Outputs/dataset_id``; train gets it as ``inputs.dataset_id``).
 """
 
 from __future__ import annotations
@@ -26,29 +28,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-if __package__ in (None, ""):  # run as a script (by the CLI, or by a clearml-agent from a checkout)
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from omegaconf import DictConfig, OmegaConf
 
-from omegaconf import DictConfig
-
+from components.common import clearml_compat
 from components.common.errors import PipelineError
-from components.common.tracking import report_from_threads
-from pipelines.config import compose_config
-from pipelines.dag import REPO_ROOT, STEPS, Step
+from components.common.tracking import task_name
+from pipelines.config import OVERLAY_GROUPS, compose_config, compose_with_choices
+from pipelines.dag import REPO_ROOT, STEPS, Step, producer
 from pipelines.parameters import (PARAMETERS, ParameterError, as_ui_values, defaults_from, format_value,
-                                  override_key, step_overrides, validate)
+                                  hydra_overrides, override_key, validate)
 
 log = logging.getLogger("pipelines.remote")
 
 COMMANDS = ("remote", "controller", "register")
-STEP_TASK_TYPES = {"preprocess": "data_processing", "train": "training", "evaluate": "testing"}
-# metrics and models shown on the pipeline run (evaluate reports them as scalars "test/<name>")
-MONITOR_METRICS: dict[str, list[tuple[tuple[str, str], tuple[str, str]]]] = {
-    "evaluate": [(("test", "mean_dice"), ("test", "mean_dice")), (("test", "mean_hd95"), ("test", "mean_hd95"))],
-}
-# train registers its best checkpoint as "best" (components/train.py: BEST_MODEL_FILE); clearml 2.1's
-# monitor_models matches names exactly (the documented "*" pattern is not applied)
-MONITOR_MODELS: dict[str, list[str]] = {"train": ["best"]}
+STEP_SETTINGS = ("queue", "docker", "time_limit")
 
 
 @dataclass(frozen=True)
@@ -72,34 +65,69 @@ class Plan:
 
 def plan_from_overrides(overrides: Sequence[str]) -> Plan:
     """Validate command-line overrides: parameters are lifted out of them and typed, the rest is kept."""
-    cfg = compose_config(overrides)
-    raw = defaults_from(cfg, list(overrides), bool(cfg.pipeline.force_preprocess))
+    cfg, choices = compose_with_choices(overrides)
+    raw = defaults_from(cfg, choices, list(overrides), bool(cfg.pipeline.force_rerun))
     return plan_from_parameters(raw)
 
 
 def plan_from_parameters(raw: Mapping[str, Any]) -> Plan:
     """Validate parameter values (text from the UI or typed) and compose the config they stand for."""
     values = validate(raw)
-    overrides = step_overrides(values)
+    overrides = hydra_overrides(values)
     cfg = compose_config(overrides)
+    check_step_settings(cfg)
     return Plan(values=values, cfg=cfg, overrides=overrides)
 
 
-def overrides_for(step: Step, plan: Plan, run_id: str) -> dict[str, str]:
-    """The ``Hydra/<key>`` parameters of a step: the run's overrides it depends on plus the pipeline's wiring."""
-    pcfg = plan.cfg.pipeline
-    keep = tuple(str(k) for k in pcfg.preprocess_keys)
+def check_step_settings(cfg: DictConfig) -> None:
+    """``pipeline.steps`` may only name declared steps and known settings; a step's queue kind must exist."""
+    steps = {s.name: s for s in STEPS}
+    for name, settings in (cfg.pipeline.steps or {}).items():
+        if name not in steps:
+            raise PipelineError(f"config key 'pipeline.steps.{name}': no such step (steps: {', '.join(steps)})")
+        unknown = sorted(set(settings or {}) - set(STEP_SETTINGS))
+        if unknown:
+            raise PipelineError(f"config key 'pipeline.steps.{name}.{unknown[0]}': unknown setting "
+                                f"(settings: {', '.join(STEP_SETTINGS)})")
+    for s in STEPS:
+        if s.queue not in cfg.pipeline.queues and not _setting(cfg, s, "queue"):
+            raise PipelineError(f"config key 'pipeline.queues.{s.queue}': step '{s.name}' runs on queue kind "
+                                f"'{s.queue}', which has no queue name")
+
+
+def _setting(cfg: DictConfig, step: Step, key: str) -> Any:
+    return OmegaConf.select(cfg, f"pipeline.steps.{step.name}.{key}", default=None)
+
+
+def step_queue(cfg: DictConfig, step: Step) -> str:
+    """``pipeline.steps.<step>.queue``, else the queue named for the step's queue kind (``pipeline.queues``)."""
+    return str(_setting(cfg, step, "queue") or cfg.pipeline.queues[step.queue])
+
+
+def step_docker(cfg: DictConfig, step: Step) -> tuple[str | None, str | None]:
+    """Docker image and arguments of a step task: its own setting, else the step's default args and the
+    image for all steps (``pipeline.docker.steps``)."""
+    own = _setting(cfg, step, "docker") or {}
+    common = cfg.pipeline.docker.steps
+    image = own.get("image") or common.image
+    args = own.get("args") or step.docker_args or common.args
+    return (str(image) if image else None), (str(args) if args else None)
+
+
+def step_parameters(step: Step, plan: Plan, run_id: str) -> dict[str, str]:
+    """The ``Hydra/<key>`` parameters of a step: the run's overrides it depends on plus its DAG wiring."""
     chosen = [o for o in plan.overrides if not override_key(o).startswith("pipeline.")]
-    if step.name == "preprocess":
-        chosen = [o for o in chosen if override_key(o).split(".")[0] in keep]
-    chosen += [str(o) for o in pcfg.step_overrides.get(step.name) or []]
+    if step.cache_keys is not None:  # only what it depends on, so an unrelated change keeps its cache valid
+        depends = (*step.cache_keys, *OVERLAY_GROUPS)
+        chosen = [o for o in chosen if override_key(o).split(".")[0].split("/")[0] in depends]
+    chosen += list(step.remote_overrides)
     params = {f"Hydra/{key}": value for key, value in (_split(o) for o in chosen)}
-    if step.name != "preprocess":
-        # per-run folder on the agent (train's checkpoints, so a retry can resume); data comes by id
-        params["Hydra/paths.run_id"] = run_id
-        params["Hydra/inputs.dataset_id"] = "${preprocess.parameters.Outputs/dataset_id}"
-    if step.name == "evaluate":
-        params["Hydra/inputs.model_id"] = "${train.parameters.Outputs/model_id}"
+    if step.cache_keys is None:
+        params["Hydra/paths.run_id"] = run_id  # a per-run folder on the agent (train's checkpoints, for a retry)
+    for name in step.inputs:
+        source = producer(step, name)
+        if name in source.outputs:  # local_outputs are paths on the producer's machine: not handed over
+            params[f"Hydra/inputs.{name}"] = f"${{{source.name}.parameters.Outputs/{name}}}"
     return params
 
 
@@ -114,8 +142,8 @@ class GrowingDelayRetry:
     """Retry policy for a step: up to ``count`` retries, waiting ``delay * backoff**n`` seconds before retry n+1.
 
     ClearML relaunches a failed step at once and with the same task; here each retry is a fresh clone of
-    the failed task (which stays, with its log) with ``Hydra/train.resume=auto``, so training continues from
-    the last checkpoint written in the run's train folder.
+    the failed task (which stays, with its log) with the step's ``retry_overrides`` (train:
+    ``train.resume=auto``, so training continues from the last checkpoint in the run's train folder).
     """
 
     def __init__(self, count: int, delay: float, backoff: float, max_delay: float,
@@ -136,20 +164,8 @@ class GrowingDelayRetry:
         print(f"step '{node.name}' failed; retry {retries_done + 1}/{self.count} in {wait:.0f}s", flush=True)
         self.sleep(wait)
         if self.resume_parameters and node.job is not None:
-            node.job = _fresh_attempt(node.job, pipeline.id, self.resume_parameters)
+            node.job = clearml_compat.fresh_attempt(node.job, pipeline.id, self.resume_parameters)
         return True
-
-
-def _fresh_attempt(job: Any, pipeline_id: str, parameters: Mapping[str, str]) -> Any:
-    """A new job for a clone of ``job``'s failed task, with ``parameters`` set (the failed task is kept)."""
-    from clearml import Task
-    from clearml.automation.job import ClearmlJob
-
-    failed = job.task
-    clone = Task.clone(source_task=failed, name=failed.name, parent=pipeline_id,
-                       comment=f"retry of {failed.id}")
-    clone.update_parameters(dict(parameters))  # set_parameters would drop every other parameter
-    return ClearmlJob(base_task_id=clone.id, disable_clone_task=True, parent=pipeline_id)
 
 
 def controller_source(task: Any) -> Source:
@@ -169,14 +185,14 @@ def _step_task_factory(step: Step, source: Source, plan: Plan, project: str) -> 
     def create(node: Any) -> Any:
         from clearml import Task
 
-        docker = plan.cfg.pipeline.docker.get(step.name) or {}
+        image, args = step_docker(plan.cfg, step)
         packages = plan.cfg.pipeline.packages
-        task = Task.create(
-            project_name=project, task_name=step.name, task_type=STEP_TASK_TYPES[step.name],
+        task: Any = Task.create(
+            project_name=project, task_name=task_name(plan.cfg.clearml, step.name), task_type=step.task_type,
             repo=source.repository, branch=source.branch or None, commit=source.commit or None,
             script=step.script, working_directory=".",
             packages=list(packages) if packages is not None else None,
-            docker=docker.get("image"), docker_args=docker.get("args"),
+            docker=image, docker_args=args,
             add_task_init_call=False,  # the components call Task.init inside their Hydra main
         )
         if source.diff:
@@ -199,29 +215,28 @@ def build(plan: Plan, command: str) -> Any:
     for p in PARAMETERS:
         pipe.add_parameter(p.name, format_value(p.kind, plan.values[p.name]), description=p.description,
                            param_type=p.kind)
-    # wait for ClearML's repository detection so the recorded commit/diff is what the steps get
-    pipe._task._wait_for_repo_detection(timeout=300.0)  # noqa: SLF001 (the controller module does the same)
-    source = controller_source(pipe._task)  # noqa: SLF001
+    # the recorded commit/diff must be complete before the steps copy it
+    clearml_compat.wait_for_repo_detection(pipe.task)
+    source = controller_source(pipe.task)
     if command != "agent" and source.diff:
         log.warning("uncommitted changes: the steps get them as a git diff on top of %s", source.commit)
-    project = pipe._task.get_project_name()  # noqa: SLF001
+    project = str(pipe.task.get_project_name())
     retries = pcfg.retries
     for step in STEPS:
         retry = None
-        if step.name == "train" and int(retries.count) > 0:
+        if step.retry_overrides is not None and int(retries.count) > 0:
             retry = GrowingDelayRetry(retries.count, retries.delay, retries.backoff, retries.max_delay,
-                                      resume_parameters={"Hydra/train.resume": "auto"})
-        cache = step.name == "preprocess" and bool(pcfg.cache_preprocess) and not plan.values["force_preprocess"]
-        limit = (pcfg.time_limit or {}).get(step.name)
+                                      resume_parameters={f"Hydra/{k}": v for k, v in map(_split, step.retry_overrides)})
+        limit = _setting(plan.cfg, step, "time_limit")
         pipe.add_step(
             name=step.name, parents=list(step.parents),
             base_task_factory=_step_task_factory(step, source, plan, project),
-            parameter_override=overrides_for(step, plan, pipe.id),
-            execution_queue=str(pcfg.queues[step.name]),
-            cache_executed_step=cache,
+            parameter_override=step_parameters(step, plan, pipe.id),
+            execution_queue=step_queue(plan.cfg, step),
+            cache_executed_step=step.cacheable and bool(pcfg.cache) and not plan.values["force_rerun"],
             retry_on_failure=retry if retry is not None else 0,
-            monitor_metrics=MONITOR_METRICS.get(step.name),
-            monitor_models=MONITOR_MODELS.get(step.name),
+            monitor_metrics=[(m, m) for m in step.monitor_metrics] or None,
+            monitor_models=list(step.monitor_models) or None,
             time_limit=float(limit) if limit else None,
         )
     return pipe
@@ -261,7 +276,7 @@ def run_on_agent() -> int:
     """Under an agent: rebuild the pipeline from the controller task's parameters and run it."""
     from clearml import Task
 
-    task = Task.get_task(task_id=_remote_task_id())
+    task: Any = Task.get_task(task_id=_remote_task_id())
     raw = {k.split("/", 1)[1]: v for k, v in task.get_parameters().items() if k.startswith("Args/")}
     try:
         plan = plan_from_parameters(raw)
@@ -289,11 +304,12 @@ def _fail_before_start(task: Any, message: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; argv is parsed by hand (no argparse) so ClearML's argparse binding records nothing."""
+    """Entry point; argv is read by hand (clearml_compat.CONTROLLER_ARGV_BY_HAND)."""
     from clearml.config import running_remotely
 
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s %(name)s %(levelname)s] %(message)s")
-    report_from_threads()  # before the controller's Task.init (see its docstring)
+    clearml_compat.report_from_threads()  # both before the controller's Task.init (see their docstrings)
+    clearml_compat.exit_on_sigterm()
     args = list(sys.argv[1:] if argv is None else argv)
     if running_remotely():
         return run_on_agent()

@@ -11,44 +11,30 @@ import numpy as np
 import pytest
 from omegaconf import DictConfig
 
-# Tests never talk to a ClearML server unless a test sets one up itself.
-os.environ.setdefault("CLEARML_OFFLINE_MODE", "0")
+from pipelines.config import compose_config
 
-from pipelines.config import compose_config  # noqa: E402
-
-# Small volumes, a small network and few epochs: every component runs in seconds on 2 CPU cores.
-TINY_SYNTHETIC: tuple[str, ...] = (
-    "data.num_cases=8",
-    "data.synthetic.shape=[32,32,32]",
-    "data.synthetic.num_objects=4",
-    "data.synthetic.radius_min=3",
-    "data.synthetic.radius_max=7",
-    "data.split.val=0.25",
-    "data.split.test=0.25",
-)
-TINY_TRAINING: tuple[str, ...] = (
+# conf/debug/tiny.yaml shrinks data and training; the UNet is shrunk here (the overlay cannot know which
+# network is chosen, and a test that switches to segresnet drops these). Every step runs in seconds.
+TINY_NETWORK: tuple[str, ...] = (
     "model.net.channels=[8,16,32]",
     "model.net.strides=[2,2]",
     "model.net.num_res_units=1",
-    "train.max_epochs=3",
-    "train.patch_size=[24,24,24]",
-    "train.samples_per_volume=2",
-    "train.val_interval=1",
-    "train.checkpoint.keep_last=2",
-    "evaluate.num_overlays=1",
-    "device=cpu",
-    "clearml.offline=true",
 )
-TINY_OVERRIDES: tuple[str, ...] = TINY_SYNTHETIC + TINY_TRAINING
+TINY_OVERRIDES: tuple[str, ...] = ("debug=tiny", *TINY_NETWORK, "clearml.offline=true")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_clearml_server_by_default() -> None:
+    """Tests never talk to a ClearML server unless a test sets one up itself."""
+    os.environ.setdefault("CLEARML_OFFLINE_MODE", "0")
 
 
 @pytest.fixture
 def tiny_cfg(tmp_path: Path) -> Callable[..., DictConfig]:
     """Factory: the tiny config with outputs under ``tmp_path`` plus any extra overrides."""
 
-    def make(*extra: str, run_id: str = "test", synthetic: bool = True) -> DictConfig:
-        tiny = TINY_OVERRIDES if synthetic else TINY_TRAINING
-        return compose_config([*tiny, f"paths.output_root={tmp_path}", f"paths.run_id={run_id}", *extra])
+    def make(*extra: str, run_id: str = "test") -> DictConfig:
+        return compose_config([*TINY_OVERRIDES, f"paths.output_root={tmp_path}", f"paths.run_id={run_id}", *extra])
 
     return make
 

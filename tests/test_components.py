@@ -17,9 +17,14 @@ from components.common import models
 from components.common.errors import ConfigError, DataError
 from components.common.manifest import Manifest
 from pipelines.config import compose_config
+from pipelines.dag import by_name
 from tests.conftest import make_case
 
 Cfg = Callable[..., DictConfig]
+
+
+def step_folder(cfg: DictConfig, step: str) -> Path:
+    return by_name()[step].folder(str(cfg.paths.run_dir))
 
 
 def test_preprocess_writes_manifest_split_and_statistics(tiny_cfg: Cfg) -> None:
@@ -38,7 +43,7 @@ def test_preprocess_writes_manifest_split_and_statistics(tiny_cfg: Cfg) -> None:
     stats = result["stats"]
     assert stats["shape_median"] == [32, 32, 32] and stats["spacing_median"] == [1.0, 1.0, 1.0]
     assert 0 < stats["class_fraction"]["1"] < 0.5
-    out = Path(cfg.paths.preprocess_dir)
+    out = step_folder(cfg, "preprocess")
     assert (out / "config.resolved.yaml").is_file() and (out / "dataset.json").is_file()
     assert json.loads((out / "dataset.json").read_text())["numTraining"] == 8
 
@@ -50,23 +55,22 @@ def test_preprocess_skips_or_fails_on_bad_cases_of_a_decathlon_folder(tiny_cfg: 
     (root / "labelsTr" / "case_4.nii.gz").write_bytes(b"garbage")
     entries = [{"image": f"./imagesTr/case_{i}.nii.gz", "label": f"./labelsTr/case_{i}.nii.gz"} for i in range(5)]
     (root / "dataset.json").write_text(json.dumps({"labels": {"0": "background", "1": "organ"}, "training": entries}))
-    common = ("data=decathlon", f"data.root={root}", "data.spacing=null", "data.intensity.mode=zscore")
-    result = preprocess.run(tiny_cfg(*common, "data.on_invalid=skip", "data.split.val=0.25", "data.split.test=0.25",
-                                     synthetic=False))
+    common = ("data=decathlon", f"data.root={root}", "data.spacing=null", "data/intensity=zscore")
+    result = preprocess.run(tiny_cfg(*common, "data.on_invalid=skip", "data.split.val=0.25", "data.split.test=0.25"))
     assert result["num_valid"] == 4 and result["num_rejected"] == 1
     report = json.loads(Path(result["validation_report"]).read_text())
     assert report["rejected"][0]["id"] == "case_4" and "unreadable" in report["rejected"][0]["problems"][0]
     with pytest.raises(DataError, match="case_4.nii.gz"):
-        preprocess.run(tiny_cfg(*common, "data.on_invalid=fail", synthetic=False))
+        preprocess.run(tiny_cfg(*common, "data.on_invalid=fail"))
     with pytest.raises(DataError, match="data.num_classes"):
-        preprocess.run(tiny_cfg(*common, "data.num_classes=3", synthetic=False))
+        preprocess.run(tiny_cfg(*common, "data.num_classes=3"))
 
 
 def test_train_then_evaluate_hand_over_and_outputs(tiny_cfg: Cfg) -> None:
     cfg = tiny_cfg()
     preprocess.run(cfg)
     trained = train.run(cfg)
-    ckpt_dir = Path(cfg.paths.train_dir) / "checkpoints"
+    ckpt_dir = step_folder(cfg, "train") / "checkpoints"
     assert sorted(p.name for p in ckpt_dir.glob("checkpoint_*.pt")) == ["checkpoint_2.pt", "checkpoint_3.pt"]
     best = Path(trained["best_checkpoint"])
     assert best.is_file() and best.name.startswith("best_checkpoint_")
@@ -83,7 +87,7 @@ def test_train_then_evaluate_hand_over_and_outputs(tiny_cfg: Cfg) -> None:
     assert rows[0] == "case,dice_low,dice_high,hd95_low,hd95_high" and len(rows) == 3
     predictions = sorted(Path(evaluated["predictions"]).glob("*_pred.nii.gz"))
     assert len(predictions) == 2
-    manifest = Manifest.load(cfg.paths.manifest)
+    manifest = Manifest.load(step_folder(cfg, "preprocess"))
     source = nib.load(str(manifest.resolve(manifest.split("test")[0].image)))
     saved = nib.load(str(predictions[0]))
     assert saved.shape == source.shape and np.allclose(saved.affine, source.affine)
@@ -97,7 +101,7 @@ def test_resume_continues_from_the_last_checkpoint(tiny_cfg: Cfg) -> None:
     train.run(cfg)
     resumed = train.run(tiny_cfg("train.max_epochs=3", "train.scheduler=null", "train.resume=auto"))
     assert resumed["epochs"] == 3 and resumed["resumed_from_epoch"] == 2
-    ckpts = sorted(p.name for p in (Path(cfg.paths.train_dir) / "checkpoints").glob("checkpoint_*.pt"))
+    ckpts = sorted(p.name for p in (step_folder(cfg, "train") / "checkpoints").glob("checkpoint_*.pt"))
     assert ckpts == ["checkpoint_2.pt", "checkpoint_3.pt"]
     with pytest.raises(ConfigError, match="train.resume"):
         train.run(tiny_cfg("train.resume=/no/such/file.pt"))
@@ -107,7 +111,7 @@ def test_bad_values_are_named_before_training(tiny_cfg: Cfg) -> None:
     with pytest.raises(ConfigError, match="train.max_epochs"):
         train.run(tiny_cfg("train.max_epochs=abc"))
     with pytest.raises(DataError, match="manifest not found"):
-        train.run(tiny_cfg("paths.manifest=/nowhere/manifest.json"))
+        train.run(tiny_cfg("inputs.manifest=/nowhere/manifest.json"))
 
 
 def test_evaluate_rejects_a_checkpoint_of_another_network(tiny_cfg: Cfg, tmp_path: Path) -> None:
@@ -117,7 +121,7 @@ def test_evaluate_rejects_a_checkpoint_of_another_network(tiny_cfg: Cfg, tmp_pat
     path = tmp_path / "other.pt"
     torch.save({"net": other.state_dict()}, path)
     with pytest.raises(ConfigError, match="does not fit the configured network"):
-        evaluate.run(tiny_cfg(f"evaluate.checkpoint={path}"))
+        evaluate.run(tiny_cfg(f"inputs.checkpoint={path}"))
 
 
 def test_same_seed_gives_identical_metrics_on_cpu(tiny_cfg: Cfg) -> None:
@@ -137,7 +141,7 @@ def test_resume_skips_a_checkpoint_truncated_by_a_crash(tiny_cfg: Cfg) -> None:
     cfg = tiny_cfg("train.max_epochs=2")
     preprocess.run(cfg)
     train.run(cfg)
-    newest = Path(cfg.paths.train_dir) / "checkpoints" / "checkpoint_2.pt"
+    newest = step_folder(cfg, "train") / "checkpoints" / "checkpoint_2.pt"
     newest.write_bytes(newest.read_bytes()[:100])
     resumed = train.run(tiny_cfg("train.max_epochs=2", "train.resume=auto"))
     assert resumed["resumed_from_epoch"] == 1 and resumed["epochs"] == 2

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
-import zipfile
 from pathlib import Path
 
 import pytest
 
 from components import preprocess
 from tests.conftest import TINY_OVERRIDES
+from tests.support import OfflineSession, run_command
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -24,9 +23,9 @@ def test_two_gloo_ranks_report_once_and_share_the_work(tmp_path: Path) -> None:
     preprocess.run(compose_config(overrides))
     cache = tmp_path / "clearml-cache"
     env = {**os.environ, "CLEARML_CACHE_DIR": str(cache), "HOME": str(tmp_path)}
-    proc = subprocess.run([sys.executable, "components/train.py", *overrides, "train.distributed.nproc=2"],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    proc = run_command([sys.executable, "components/train.py", *overrides, "train.distributed.nproc=2"],
+                       tmp_path / "train.log", env=env, timeout=300)
+    assert proc.returncode == 0, proc.output[-6000:]
     result = json.loads((tmp_path / "ddp" / "train" / "result.json").read_text())
     assert result["world_size"] == 2
     # 4 training volumes, batch 2: one iteration per epoch on each of the two ranks (two on a single process)
@@ -34,15 +33,11 @@ def test_two_gloo_ranks_report_once_and_share_the_work(tmp_path: Path) -> None:
 
     sessions = sorted((cache / "offline").glob("*.zip"))
     assert len(sessions) == 1, "only rank 0 creates a ClearML task"
-    with zipfile.ZipFile(sessions[0]) as z:
-        events = []
-        for line in z.read("metrics.jsonl").decode().splitlines():
-            item = json.loads(line)
-            events.extend(item if isinstance(item, list) else [item])
-        task = json.loads(z.read("task.json"))
-    losses = [e for e in events if e.get("metric") == "train_loss"]
+    session = OfflineSession.read(sessions[0])
+    task = session.task
+    losses = session.of_metric("train_loss")
     assert sorted(e["iter"] for e in losses) == [1, 2, 3], "one loss per iteration, from rank 0 only"
-    dice = [e for e in events if e.get("metric") == "val_mean_dice"]
+    dice = session.of_metric("val_mean_dice")
     assert sorted(e["iter"] for e in dice) == [1, 2, 3]
     assert task["hyperparams"]["Hydra"]["train.distributed.nproc"]["value"] == "2"
 

@@ -4,9 +4,6 @@ what ClearML wrote into its offline sessions (read back from the session archive
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -16,9 +13,9 @@ import torch
 from omegaconf import OmegaConf
 
 from components.common import models
+from tests.standin import procs
+from tests.support import OfflineSession, cli, no_server_env, run_command
 
-REPO = Path(__file__).resolve().parents[1]
-CLI = [sys.executable, "-m", "pipelines.cli", "run"]
 # Small enough for ~30 s on 2 cores, large enough that the network really learns the two classes.
 E2E_OVERRIDES = ["data.num_cases=12", "data.synthetic.shape=[48,48,48]", "data.synthetic.radius_max=10",
                  "train.patch_size=[32,32,32]", "train.max_epochs=30", "train.val_interval=5", "device=cpu",
@@ -26,30 +23,23 @@ E2E_OVERRIDES = ["data.num_cases=12", "data.synthetic.shape=[48,48,48]", "data.s
 DICE_FLOOR = 0.75
 
 
-def _run(args: list[str], tmp_path: Path, run_id: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "CLEARML_API_ACCESS_KEY": "", "CLEARML_CONFIG_FILE": str(tmp_path / "none.conf"),
-           "HOME": str(tmp_path)}  # no server configured: the run must go offline by itself
-    return subprocess.run([*CLI, *args, f"paths.output_root={tmp_path}", f"paths.run_id={run_id}"], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=600)
+def _run(args: list[str], tmp_path: Path, run_id: str, timeout: float = 600.0) -> procs.Finished:
+    """``monai-pipeline run`` with no server configured (the run must go offline by itself)."""
+    return run_command(cli("run", *args, f"paths.output_root={tmp_path}", f"paths.run_id={run_id}"),
+                       tmp_path / f"cli-{run_id}.log", env=no_server_env(tmp_path), timeout=timeout)
 
 
 def _session(zip_path: str) -> tuple[dict[str, Any], list[dict[str, Any]], list[str]]:
-    """task.json, the flat list of metric events, and the file names of one offline session archive."""
-    with zipfile.ZipFile(zip_path) as z:
-        task = json.loads(z.read("task.json"))
-        events: list[dict[str, Any]] = []
-        for line in z.read("metrics.jsonl").decode().splitlines():
-            item = json.loads(line)
-            events.extend(item if isinstance(item, list) else [item])
-        return task, events, z.namelist()
+    session = OfflineSession.read(zip_path)
+    return session.task, session.events, session.names
 
 
 @pytest.fixture(scope="module")
 def pipeline_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any], str]:
     tmp = tmp_path_factory.mktemp("e2e")
     proc = _run(E2E_OVERRIDES, tmp, "e2e")
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return tmp / "e2e", json.loads((tmp / "e2e" / "summary.json").read_text()), proc.stdout
+    assert proc.returncode == 0, proc.output[-6000:]
+    return tmp / "e2e", json.loads((tmp / "e2e" / "summary.json").read_text()), proc.output
 
 
 @pytest.mark.slow
@@ -124,7 +114,7 @@ def test_offline_sessions_hold_scalars_gifs_config_and_models(pipeline_run: tupl
 def test_bad_override_stops_before_any_step(tmp_path: Path) -> None:
     proc = _run(["train.max_epoch=3"], tmp_path, "bad")
     assert proc.returncode == 2
-    assert "max_epoch" in proc.stderr and "error:" in proc.stderr
+    assert "max_epoch" in proc.output and "error:" in proc.output
     assert not (tmp_path / "bad").exists()
 
 
@@ -132,7 +122,7 @@ def test_bad_override_stops_before_any_step(tmp_path: Path) -> None:
 def test_failing_step_is_reported_and_earlier_outputs_kept(tmp_path: Path) -> None:
     proc = _run(["data=folder", f"data.images_dir={tmp_path}/nope", f"data.labels_dir={tmp_path}/nope"], tmp_path, "fail")
     assert proc.returncode == 1
-    assert "step 'preprocess' failed" in proc.stderr
+    assert "step 'preprocess' failed" in proc.output
     log = (tmp_path / "fail" / "preprocess.log").read_text()
     assert "ERROR in preprocess" in log and "data.images_dir" in log and "does not exist" in log
     summary = json.loads((tmp_path / "fail" / "summary.json").read_text())

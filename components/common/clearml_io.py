@@ -1,13 +1,14 @@
-"""Data and models handed between steps through ClearML (Datasets and models by id), never local paths.
+"""What passes between steps through ClearML: Datasets and models by id, and the ``Outputs/<name>``
+parameters a pipeline references (``${step.parameters.Outputs/...}``). (A step's own task: ``tracking``.)
 
 Used by the remote pipeline: preprocess publishes its output folder as a Dataset version, train and
-evaluate fetch it by id; evaluate fetches train's model by id. Step outputs that a pipeline references
-(``${step.parameters.Outputs/...}``) are task parameters in the ``Outputs`` section.
+evaluate fetch it by id; evaluate fetches train's model by id.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -64,11 +65,19 @@ def fetch_dataset_manifest(dataset_id: str) -> tuple[Path, dict[str, Any]]:
 
 
 def fetch_model(model_id: str) -> Path:
-    """Local copy of a registered model's weights file."""
+    """Local copy of a registered model's weights file.
+
+    An id the server does not know is a user error (``ConfigError``); a failed download is not (the
+    SDK's own error propagates, with the model named).
+    """
     try:
-        path = InputModel(model_id=model_id).get_local_copy(raise_on_error=True)
-    except Exception as e:  # the SDK raises several types for unknown ids and failed downloads
-        raise ConfigError("inputs.model_id", f"cannot fetch ClearML model '{model_id}': {e}") from e
+        model = InputModel(model_id=model_id)
+        model.url  # noqa: B018  (reading the model's record raises for an unknown id)
+    except ValueError as e:
+        raise ConfigError("inputs.model_id", f"no ClearML model with id '{model_id}': {e}") from e
+    path = model.get_local_copy(raise_on_error=True)
+    if not path:
+        raise RuntimeError(f"ClearML model '{model_id}': its weights ({model.url}) could not be downloaded")
     return Path(path)
 
 
@@ -77,11 +86,25 @@ def set_outputs(task: Task, **values: Any) -> None:
     task.update_parameters({f"{OUTPUTS_SECTION}/{k}": "" if v is None else str(v) for k, v in values.items()})
 
 
-def report_test_metrics_on_model(model_id: str, metrics: dict[str, float], publish: bool) -> bool:
-    """Attach test metrics to a model (metadata) and publish it if ``publish``; returns whether it is published."""
+@dataclass(frozen=True)
+class PublishOutcome:
+    """What ``report_test_metrics_on_model`` did: whether the model is published now, and was before."""
+
+    published: bool
+    was_published: bool
+
+    def describe(self, asked: bool) -> str:
+        if asked:
+            return "already published" if self.was_published else "published"
+        return "not published (published earlier)" if self.was_published else "not published"
+
+
+def report_test_metrics_on_model(model_id: str, metrics: dict[str, float], publish: bool) -> PublishOutcome:
+    """Attach test metrics to a model (metadata) and publish it if ``publish``."""
     model = Model(model_id=model_id)
     for key, value in metrics.items():
         model.set_metadata(key, f"{value:.5f}", v_type="float")
-    if publish and not model.published:
+    was_published = bool(model.published)
+    if publish and not was_published:
         model.publish()
-    return bool(model.published)
+    return PublishOutcome(published=bool(model.published), was_published=was_published)

@@ -14,23 +14,23 @@ from .errors import ConfigError
 
 
 def make_dataset(records: Sequence[dict[str, Any]], transform: Compose, cache_cfg: DictConfig,
-                 default_cache_dir: Path) -> Dataset:
+                 default_cache_dir: Path, key: str) -> Dataset:
     """Dataset that caches the deterministic head of ``transform`` (up to the first random transform).
 
     ``cache.type``: ``cache`` keeps it in memory (CacheDataset), ``persistent`` on disk (PersistentDataset,
-    reused across runs and steps), ``none`` recomputes every time.
+    reused across runs and steps), ``none`` recomputes every time. ``key`` names ``cache_cfg`` in errors.
     """
-    kind = str(cache_cfg.get("type", "cache"))
+    kind = str(cache_cfg.type)
     if kind == "cache":
-        return CacheDataset(data=list(records), transform=transform, cache_rate=float(cache_cfg.get("rate", 1.0)),
+        return CacheDataset(data=list(records), transform=transform, cache_rate=float(cache_cfg.rate),
                             num_workers=None, progress=False)
     if kind == "persistent":
-        cache_dir = Path(str(cache_cfg.get("dir") or default_cache_dir))
+        cache_dir = Path(str(cache_cfg.dir or default_cache_dir))
         cache_dir.mkdir(parents=True, exist_ok=True)
         return PersistentDataset(data=list(records), transform=transform, cache_dir=cache_dir)
     if kind == "none":
         return Dataset(data=list(records), transform=transform)
-    raise ConfigError("train.cache.type", f"unknown cache type '{kind}' (expected cache, persistent or none)")
+    raise ConfigError(f"{key}.type", f"unknown cache type '{kind}' (expected cache, persistent or none)")
 
 
 def make_loader(dataset: Dataset, batch_size: int, shuffle: bool, num_workers: int,

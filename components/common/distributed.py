@@ -1,8 +1,13 @@
 """Data-parallel training on N local processes with ``torch.distributed`` (NCCL on GPUs, gloo on CPU).
 
 The calling process is rank 0: it keeps the ClearML task, so only rank 0 reports and registers models;
-ranks 1..N-1 are spawned processes that train on their shard of the data and report nothing. Ignite's
-``ModelCheckpoint`` writes on rank 0 only, and MONAI's metric handlers gather across ranks.
+ranks 1..N-1 are spawned processes that train on their partition of the data and report nothing.
+Ignite's ``ModelCheckpoint`` writes on rank 0 only, and MONAI's metric handlers gather across ranks.
+
+Why not ``ignite.distributed.Parallel(nproc_per_node=N)`` or torchrun: both start *every* rank as a new
+process, so rank 0 would not be the process that holds the step's ClearML task (created by ``Task.init``
+in the Hydra entry point, and under an agent the process the agent watches); its scalars, debug images
+and captured checkpoints would then go nowhere. Spawning only ranks 1..N-1 keeps rank 0 in that process.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import logging
 import multiprocessing as mp
 import socket
+from dataclasses import replace
 from typing import Any, Callable
 
 import torch
@@ -23,23 +29,25 @@ log = logging.getLogger(__name__)
 JOIN_TIMEOUT_S = 120.0
 
 
-def resolve_backend(requested: str, device: torch.device) -> str:
-    """``auto`` -> ``nccl`` on CUDA, ``gloo`` on CPU; an explicit backend is checked against the device."""
+def resolve_backend(requested: str, device: torch.device, key: str) -> str:
+    """``auto`` -> ``nccl`` on CUDA, ``gloo`` on CPU; an explicit backend is checked against the device.
+    ``key`` is the config key of ``requested``, for errors."""
     if requested == "auto":
         return "nccl" if device.type == "cuda" else "gloo"
     if requested == "nccl" and device.type != "cuda":
-        raise ConfigError("train.distributed.backend", "nccl needs CUDA devices; use gloo (or auto) on CPU")
+        raise ConfigError(key, "nccl needs CUDA devices; use gloo (or auto) on CPU")
     if requested not in ("nccl", "gloo"):
-        raise ConfigError("train.distributed.backend", f"unknown backend '{requested}' (auto, nccl or gloo)")
+        raise ConfigError(key, f"unknown backend '{requested}' (auto, nccl or gloo)")
     return requested
 
 
-def rank_device(device: torch.device, rank: int) -> torch.device:
-    """One GPU per rank (``cuda:<rank>``); CPU ranks share the CPU."""
+def rank_device(device: torch.device, rank: int, key: str) -> torch.device:
+    """One GPU per rank (``cuda:<rank>``); CPU ranks share the CPU. ``key`` is the config key of the
+    number of processes, for errors."""
     if device.type != "cuda":
         return device
     if rank >= torch.cuda.device_count():
-        raise ConfigError("train.distributed.nproc", f"rank {rank} has no GPU: {torch.cuda.device_count()} available")
+        raise ConfigError(key, f"rank {rank} has no GPU: {torch.cuda.device_count()} available")
     torch.cuda.set_device(rank)
     return torch.device("cuda", rank)
 
@@ -54,33 +62,38 @@ def _init(rank: int, world_size: int, backend: str, port: int) -> None:
     dist.init_process_group(backend, init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world_size)
 
 
-def _child(fn: Callable[..., Any], rank: int, world_size: int, backend: str, port: int, cfg: dict) -> None:
+def _child(fn: Callable[..., Any], rank: int, world_size: int, backend: str, port: int, cfg: dict,
+           ctx: Any) -> None:
     logging.basicConfig(level=logging.WARNING)
     _init(rank, world_size, backend, port)
     try:
-        fn(OmegaConf.create(cfg), None, rank=rank, world_size=world_size)
+        config = OmegaConf.create(cfg)
+        fn(config, replace(ctx, cfg=config, task=None), rank=rank, world_size=world_size)
     finally:
         dist.destroy_process_group()
 
 
-def run_data_parallel(fn: Callable[..., Any], cfg: DictConfig, task: Any, nproc: int, backend: str) -> Any:
-    """Run ``fn(cfg, task, rank=, world_size=)`` on ``nproc`` ranks; returns rank 0's result.
+def run_data_parallel(fn: Callable[..., Any], cfg: DictConfig, ctx: Any, nproc: int, backend: str) -> Any:
+    """Run ``fn(cfg, ctx, rank=, world_size=)`` on ``nproc`` ranks; returns rank 0's result. ``ctx`` is the
+    step's context (a dataclass); the other ranks get it without the ClearML task.
 
     ``fn`` must be a module-level function (the other ranks are started with the ``spawn`` method). The
     config is passed resolved, so time-based interpolations give every rank the same values.
     """
     resolved = OmegaConf.to_container(cfg, resolve=True)
     port = _free_port()
-    ctx = mp.get_context("spawn")
-    children = [ctx.Process(target=_child, args=(fn, rank, nproc, backend, port, resolved), name=f"train-rank{rank}")
-                for rank in range(1, nproc)]
+    spawn = mp.get_context("spawn")
+    untracked = replace(ctx, cfg=None, task=None)
+    children = [spawn.Process(target=_child, args=(fn, rank, nproc, backend, port, resolved, untracked),
+                              name=f"train-rank{rank}") for rank in range(1, nproc)]
     for p in children:
         p.start()
     log.info("data-parallel training on %d processes (%s)", nproc, backend)
     failed = False
     try:
         _init(0, nproc, backend, port)
-        return fn(OmegaConf.create(resolved), task, rank=0, world_size=nproc)
+        config = OmegaConf.create(resolved)
+        return fn(config, replace(ctx, cfg=config), rank=0, world_size=nproc)
     except BaseException:
         failed = True
         raise

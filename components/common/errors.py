@@ -23,3 +23,11 @@ class DataError(PipelineError):
         super().__init__(f"{path}: {problem}")
         self.path = path
         self.problem = problem
+
+
+class StepFailed(Exception):
+    """A step's process ended with a non-zero exit code (its log has the details)."""
+
+    def __init__(self, step: str, code: int, log_path: str) -> None:
+        super().__init__(f"step '{step}' failed with exit code {code}; its log: {log_path}")
+        self.step, self.code, self.log_path = step, code, log_path

@@ -1,44 +1,48 @@
-"""Where a step's inputs come from: ClearML (Dataset / model ids, in the remote pipeline) or local paths."""
+"""Where a step's prepared data and weights come from: a ClearML id (the remote pipeline) or a local path.
+
+The callers pass the values of their ``inputs.*`` keys (``StepContext.input``); the error messages name
+those keys.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig
-
-from . import clearml_io, runtime
+from . import clearml_io
 from .errors import ConfigError
 from .manifest import Manifest
 
 
-def load_manifest(cfg: DictConfig) -> tuple[Manifest, dict[str, Any]]:
-    """The prepared data: from the ClearML Dataset ``inputs.dataset_id`` if set, else ``paths.manifest``.
+def load_manifest(dataset_id: str | None, manifest: str | None, num_classes: int) -> tuple[Manifest, dict[str, Any]]:
+    """The prepared data: from the ClearML Dataset ``dataset_id`` if given, else the local ``manifest``.
 
-    Returns the manifest and a description of where it came from (for model lineage).
+    Returns the manifest and a description of where it came from (for model lineage); ``num_classes`` is
+    ``data.num_classes``, checked against the manifest.
     """
-    if cfg.inputs.get("dataset_id"):
-        path, dataset = clearml_io.fetch_dataset_manifest(str(cfg.inputs.dataset_id))
+    if dataset_id:
+        path, source = clearml_io.fetch_dataset_manifest(str(dataset_id))
+    elif manifest:
+        path = Path(str(manifest)).expanduser()
+        source = {"path": str(path.resolve())}
     else:
-        path, dataset = Path(str(cfg.paths.manifest)), {"path": str(Path(str(cfg.paths.manifest)).resolve())}
-    manifest = Manifest.load(path)
-    if manifest.num_classes != int(cfg.data.num_classes):
-        raise ConfigError("data.num_classes", f"is {cfg.data.num_classes} but the manifest {path} "
-                                              f"declares {manifest.num_classes} classes")
-    return manifest, dataset
+        raise ConfigError("inputs.manifest", "no prepared data: set inputs.dataset_id or inputs.manifest, or run "
+                                             "the step that prepares it first in the same run (paths.run_id)")
+    loaded = Manifest.load(path)
+    if loaded.num_classes != int(num_classes):
+        raise ConfigError("data.num_classes", f"is {num_classes} but the manifest {path} "
+                                              f"declares {loaded.num_classes} classes")
+    return loaded, source
 
 
-def resolve_checkpoint(cfg: DictConfig) -> Path:
-    """The ClearML model ``inputs.model_id`` if set, else ``evaluate.checkpoint``, else train's best checkpoint."""
-    if cfg.inputs.get("model_id"):
-        return clearml_io.fetch_model(str(cfg.inputs.model_id))
-    if cfg.evaluate.get("checkpoint"):
-        path = Path(str(cfg.evaluate.checkpoint)).expanduser()
-    else:
-        best = runtime.read_result(str(cfg.paths.train_dir)).get("best_checkpoint")
-        if not best:
-            raise ConfigError("evaluate.checkpoint", f"not set, and {cfg.paths.train_dir}/result.json has no best checkpoint")
-        path = Path(best)
+def resolve_checkpoint(model_id: str | None, checkpoint: str | None) -> Path:
+    """The weights of the ClearML model ``model_id`` if given, else the local file ``checkpoint``."""
+    if model_id:
+        return clearml_io.fetch_model(str(model_id))
+    if not checkpoint:
+        raise ConfigError("inputs.checkpoint", "no weights: set inputs.model_id or inputs.checkpoint, or run the "
+                                               "step that trains them first in the same run (paths.run_id)")
+    path = Path(str(checkpoint)).expanduser()
     if not path.is_file():
-        raise ConfigError("evaluate.checkpoint", f"checkpoint file '{path}' does not exist")
+        raise ConfigError("inputs.checkpoint", f"checkpoint file '{path}' does not exist")
     return path

@@ -96,7 +96,7 @@ class Manifest:
         if path.is_dir():
             path = path / MANIFEST_NAME
         if not path.is_file():
-            raise DataError(str(path), "manifest not found (run the preprocess step first, or set paths.manifest)")
+            raise DataError(str(path), "manifest not found (run the step that prepares the data first, or set inputs.manifest)")
         try:
             data = json.loads(path.read_text())
         except json.JSONDecodeError as e:

@@ -10,8 +10,8 @@ from typing import Any
 
 import torch
 from hydra.utils import instantiate
-from monai.inferers import SlidingWindowInferer
-from omegaconf import DictConfig, OmegaConf
+from monai.inferers import Inferer
+from omegaconf import DictConfig
 
 from .errors import ConfigError
 
@@ -23,7 +23,7 @@ def _build(cfg: Any, key: str, **kwargs: Any) -> Any:
         return instantiate(cfg, **kwargs)
     except Exception as e:
         # Hydra wraps the real cause; show the config key and the innermost message.
-        cause = e
+        cause: BaseException = e
         while cause.__cause__ is not None:
             cause = cause.__cause__
         raise ConfigError(key, f"cannot build {cfg._target_}: {cause}") from e
@@ -65,22 +65,24 @@ def build_scheduler(train_cfg: DictConfig, optimizer: torch.optim.Optimizer) -> 
     return _build_partial(train_cfg.scheduler, "train.scheduler", optimizer)
 
 
-def build_inferer(inference_cfg: DictConfig) -> SlidingWindowInferer:
-    """Sliding-window inference over whole volumes, shared by validation and evaluation."""
-    return SlidingWindowInferer(roi_size=[int(s) for s in inference_cfg.roi_size],
-                                sw_batch_size=int(inference_cfg.sw_batch_size),
-                                overlap=float(inference_cfg.overlap), mode=str(inference_cfg.mode))
+def build_inferer(inference_cfg: DictConfig) -> Inferer:
+    """The inferer from ``inference.inferer`` (sliding window by default), shared by validation and evaluation."""
+    inferer = _build(inference_cfg.inferer, "inference.inferer")
+    if not isinstance(inferer, Inferer):
+        raise ConfigError("inference.inferer._target_", f"{inference_cfg.inferer._target_} is not a monai Inferer")
+    return inferer
 
 
-def load_network_weights(net: torch.nn.Module, checkpoint: Path | str, device: torch.device) -> dict[str, Any]:
-    """Load the ``net`` entry of a training checkpoint (or a bare state dict) into ``net``."""
+def load_network_weights(net: torch.nn.Module, checkpoint: Path | str, device: torch.device, key: str) -> dict[str, Any]:
+    """Load the ``net`` entry of a training checkpoint (or a bare state dict) into ``net``; errors name ``key``
+    (the config key the checkpoint came from)."""
     path = Path(checkpoint)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: checkpoint not found")
+        raise ConfigError(key, f"checkpoint '{path}' does not exist")
     try:
         state = torch.load(path, map_location=device, weights_only=True)
-    except Exception as e:
-        raise ConfigError("evaluate.checkpoint", f"{path} is not a readable torch checkpoint: {e}") from e
+    except Exception as e:  # torch raises several types for unreadable files
+        raise ConfigError(key, f"{path} is not a readable torch checkpoint: {e}") from e
     weights = state.get("net", state) if isinstance(state, dict) else state
     try:
         net.load_state_dict(weights)
@@ -88,8 +90,3 @@ def load_network_weights(net: torch.nn.Module, checkpoint: Path | str, device: t
         raise ConfigError("model", f"checkpoint {path} does not fit the configured network "
                                    f"(was it trained with another model config?): {e}") from e
     return state
-
-
-def model_summary(model_cfg: DictConfig) -> dict[str, Any]:
-    """The network's config as a plain dict, stored with output models so they can be rebuilt."""
-    return OmegaConf.to_container(model_cfg, resolve=True)  # type: ignore[return-value]

@@ -36,7 +36,7 @@ def save_overlay(image: np.ndarray, label: np.ndarray, prediction: np.ndarray, p
         sl = volume[..., z]
         for c in np.unique(sl[sl > 0]):
             rgb[_contour(sl == c)] = colour
-    picture = Image.fromarray(np.rot90(rgb)).resize((rgb.shape[1] * zoom, rgb.shape[0] * zoom), Image.NEAREST)
+    picture = Image.fromarray(np.rot90(rgb)).resize((rgb.shape[1] * zoom, rgb.shape[0] * zoom), Image.Resampling.NEAREST)
     path.parent.mkdir(parents=True, exist_ok=True)
     picture.save(path)
     return path

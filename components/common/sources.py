@@ -64,7 +64,7 @@ def generate_synthetic(cfg: DictConfig, out_dir: Path, seed: int) -> tuple[list[
     for i in range(int(cfg.num_cases)):
         for _attempt in range(100):
             img, seg = create_test_image_3d(
-                *shape, num_objs=int(syn.num_objects), rad_max=int(syn.radius_max), rad_min=int(syn.radius_min),
+                shape[0], shape[1], shape[2], num_objs=int(syn.num_objects), rad_max=int(syn.radius_max), rad_min=int(syn.radius_min),
                 noise_max=float(syn.noise), num_seg_classes=num_fg, random_state=rng)
             if set(range(1, num_fg + 1)) <= set(np.unique(seg).tolist()):
                 break

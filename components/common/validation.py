@@ -83,7 +83,7 @@ def inspect_case(case: Case, num_classes: int, affine_tolerance: float = 1e-3) -
     if not (values > 0).any():
         problems.append("label is empty (no foreground voxel)")
     if finite.any():
-        pct = np.percentile(data[finite], PERCENTILES)
+        pct = [float(v) for v in np.percentile(data[finite], PERCENTILES)]
     else:
         pct = [float("nan")] * len(PERCENTILES)
     report.stats = {

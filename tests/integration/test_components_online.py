@@ -13,18 +13,13 @@ import pytest
 
 from tests.conftest import TINY_OVERRIDES
 from tests.standin.fixtures import ApiClient, SdkRunner
+from tests.support import model_metadata, section
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def _outputs(api: ApiClient, task_id: str) -> dict[str, str]:
-    params = api.task(task_id).get("hyperparams", {}).get("Outputs", {})
-    return {k: v["value"] for k, v in params.items()}
-
-
-def _metadata(model: dict) -> dict[str, str]:
-    """A model's metadata as key -> value (the API keeps {key: {key, type, value}})."""
-    return {m["key"]: m["value"] for m in (model.get("metadata") or {}).values()}
+    return section(api.task(task_id), "Outputs")
 
 
 def _task_id(result_json: Path) -> str:
@@ -57,12 +52,12 @@ def test_steps_hand_over_dataset_and_model_by_id(sdk: SdkRunner, clearml_api: Ap
 
     # train and evaluate run in another folder: the data and model can only come through ClearML
     sdk.run(REPO / "components/train.py", *common, "paths.run_id=b", f"inputs.dataset_id={dataset_id}",
-            "paths.manifest=/nonexistent/manifest.json", cwd=REPO, timeout=300)
+            "inputs.manifest=/nonexistent/manifest.json", cwd=REPO, timeout=300)
     train_task = _task_id(tmp_path / "b/train/result.json")
     trained = _outputs(clearml_api, train_task)
     model = clearml_api.call("models.get_by_id", model=trained["model_id"])["model"]
     assert "best" in model["tags"] and f"dataset_id={dataset_id}" in model["tags"]
-    metadata = _metadata(model)
+    metadata = model_metadata(model)
     assert metadata["dataset_id"] == dataset_id and metadata["seed"] == "0"
     assert len(metadata["git_commit"]) == 40
     assert model["uri"] and model["task"] == train_task
@@ -76,5 +71,5 @@ def test_steps_hand_over_dataset_and_model_by_id(sdk: SdkRunner, clearml_api: Ap
     assert evaluated["published"] == "True"
     model = clearml_api.call("models.get_by_id", model=trained["model_id"])["model"]
     assert model["ready"] is True
-    metadata = _metadata(model)
+    metadata = model_metadata(model)
     assert abs(float(metadata["test_mean_dice"]) - float(evaluated["test_mean_dice"])) < 1e-4

@@ -4,8 +4,6 @@ and the server then holds the step's scalars, debug images, configuration and mo
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -13,6 +11,7 @@ import pytest
 
 from tests.conftest import TINY_OVERRIDES
 from tests.standin.fixtures import ApiClient, ClearMLEndpoint
+from tests.support import cli, no_server_env, run_command
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -21,19 +20,17 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.mark.slow
 def test_printed_import_command_recreates_the_train_task(clearml_server: ClearMLEndpoint, clearml_api: ApiClient,
                                                          tmp_path: Path, unique_name: str) -> None:
-    offline_env = {**os.environ, "CLEARML_API_ACCESS_KEY": "", "CLEARML_CONFIG_FILE": str(tmp_path / "none.conf"),
-                   "HOME": str(tmp_path)}
-    run = subprocess.run([sys.executable, "-m", "pipelines.cli", "run", *TINY_OVERRIDES, "clearml.offline=auto",
-                          f"clearml.project={unique_name}", f"paths.output_root={tmp_path}", "paths.run_id=off"], cwd=REPO, env=offline_env,
-                         capture_output=True, text=True, timeout=600)
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    run = run_command(cli("run", *TINY_OVERRIDES, "clearml.offline=auto", f"clearml.project={unique_name}",
+                          f"paths.output_root={tmp_path}", "paths.run_id=off"),
+                      tmp_path / "run.log", env=no_server_env(tmp_path))
+    assert run.returncode == 0, run.output[-6000:]
     summary = json.loads((tmp_path / "off" / "summary.json").read_text())
     command = next(c for c in summary["import_commands"] if summary["offline_sessions"]["train"] in c)
-    assert command in run.stdout
+    assert command in run.output
 
-    imported = subprocess.run([str(Path(sys.executable).parent / command.split()[0]), *command.split()[1:]],
-                              env=clearml_server.env(), capture_output=True, text=True, timeout=300)
-    assert imported.returncode == 0, imported.stdout[-3000:] + imported.stderr[-3000:]
+    imported = run_command([str(Path(sys.executable).parent / command.split()[0]), *command.split()[1:]],
+                           tmp_path / "import.log", env=clearml_server.env(), timeout=300)
+    assert imported.returncode == 0, imported.output[-6000:]
     project = clearml_api.call("projects.get_all", name=f"^{unique_name}$")["projects"][0]["id"]
     tasks = clearml_api.call("tasks.get_all", name="^train$", project=[project],
                              only_fields=["id", "hyperparams", "configuration", "models"])["tasks"]

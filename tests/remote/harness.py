@@ -10,13 +10,15 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from pipelines.dag import STEPS
 from tests.conftest import TINY_OVERRIDES
 from tests.standin import procs
 from tests.standin.agent import AgentDaemon
 from tests.standin.client import ApiClient
 from tests.standin.environment import ClearMLEndpoint
+from tests.support import section
 
-STEP_NAMES = ("preprocess", "train", "evaluate")
+STEP_NAMES = tuple(s.name for s in STEPS)
 # the tiny config without the offline switch (the pipeline sets that itself)
 TINY = tuple(o for o in TINY_OVERRIDES if not o.startswith("clearml.offline="))
 
@@ -30,8 +32,8 @@ class Queues:
     gpu: str
 
     def overrides(self) -> list[str]:
-        return [f"pipeline.queues.controller={self.controller}", f"pipeline.queues.preprocess={self.cpu}",
-                f"pipeline.queues.train={self.gpu}", f"pipeline.queues.evaluate={self.gpu}"]
+        return [f"pipeline.queues.controller={self.controller}", f"pipeline.queues.cpu={self.cpu}",
+                f"pipeline.queues.gpu={self.gpu}"]
 
 
 @dataclass
@@ -95,11 +97,11 @@ def steps_by_name(api: ApiClient, controller: str) -> dict[str, dict[str, Any]]:
 
 def hydra(task: dict[str, Any]) -> dict[str, str]:
     """The step's ``Hydra`` hyperparameter section as key -> value."""
-    return {k: v.get("value", "") for k, v in (task.get("hyperparams") or {}).get("Hydra", {}).items()}
+    return section(task, "Hydra")
 
 
 def outputs(task: dict[str, Any]) -> dict[str, str]:
-    return {k: v.get("value", "") for k, v in (task.get("hyperparams") or {}).get("Outputs", {}).items()}
+    return section(task, "Outputs")
 
 
 def recorded_config(task: dict[str, Any]) -> DictConfig:

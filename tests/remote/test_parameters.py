@@ -6,16 +6,17 @@ from typing import Any
 
 import pytest
 
-from pipelines.dag import step
-from pipelines.parameters import PARAMETERS, ParameterError, as_ui_values, lift_overrides, mapping_table
-from pipelines.remote import GrowingDelayRetry, overrides_for, plan_from_overrides, plan_from_parameters
+from components.common.errors import ConfigError
+from pipelines.dag import by_name
+from pipelines.parameters import ParameterError, as_ui_values
+from pipelines.remote import GrowingDelayRetry, plan_from_overrides, plan_from_parameters, step_parameters
 from tests.remote.harness import TINY
 
 
 @pytest.fixture(scope="module")
 def ui_values() -> dict[str, str]:
     """The parameters of a tiny run as the controller task stores them (text, as edited in the UI)."""
-    return as_ui_values(plan_from_overrides([*TINY, "pipeline.queues.train=q-train"]).values)
+    return as_ui_values(plan_from_overrides([*TINY, "pipeline.queues.gpu=q-train"]).values)
 
 
 def test_command_line_overrides_become_typed_parameters(ui_values: dict[str, str]) -> None:
@@ -34,7 +35,7 @@ def test_command_line_overrides_become_typed_parameters(ui_values: dict[str, str
 def test_ui_text_round_trips(ui_values: dict[str, str]) -> None:
     plan = plan_from_parameters(ui_values)
     assert as_ui_values(plan.values) == ui_values
-    assert plan.cfg.pipeline.queues.train == "q-train"
+    assert plan.cfg.pipeline.queues.gpu == "q-train"
 
 
 @pytest.mark.parametrize("name, value, message", [
@@ -47,7 +48,7 @@ def test_ui_text_round_trips(ui_values: dict[str, str]) -> None:
     ("patch_size", "[24,24]", "three integers"),
     ("patch_size", "[4,4,4]", "each size must be in [8, 1024]"),
     ("dice_threshold", "1.5", "must be in [0.0, 1.0]"),
-    ("force_preprocess", "maybe", "expected true or false"),
+    ("force_rerun", "maybe", "expected true or false"),
     ("overrides", '["train.max_epochs=3"]', "the parameter 'epochs' controls"),
     ("overrides", '["inputs.dataset_id=abc"]', "the pipeline sets itself"),
     ("overrides", '["justaword"]', "not a Hydra override"),
@@ -68,7 +69,7 @@ def test_unknown_and_missing_parameters_are_refused(ui_values: dict[str, str]) -
 
 
 def test_unknown_config_keys_in_overrides_are_refused(ui_values: dict[str, str]) -> None:
-    with pytest.raises(Exception, match="nope.x"):
+    with pytest.raises(ConfigError, match="nope.x"):
         plan_from_parameters({**ui_values, "overrides": '["nope.x=1"]'})
 
 
@@ -77,7 +78,7 @@ def test_every_parameter_reaches_the_steps_hydra_section(ui_values: dict[str, st
               "patch_size": "32", "seed": "11", "dice_threshold": "0.25", "data_size": "10",
               "overrides": '["data.synthetic.shape=[32,32,32]", "model.net.init_filters=4"]'}
     plan = plan_from_parameters(edited)
-    train = overrides_for(step("train"), plan, "RUN")
+    train = step_parameters(by_name()["train"], plan, "RUN")
     assert train["Hydra/model"] == "segresnet"  # a config-group choice, applied by the binding as `model=...`
     assert train["Hydra/train.max_epochs"] == "5"
     assert train["Hydra/train.optimizer.lr"] == "0.005"
@@ -88,28 +89,16 @@ def test_every_parameter_reaches_the_steps_hydra_section(ui_values: dict[str, st
     assert train["Hydra/model.net.init_filters"] == "4"
     assert train["Hydra/paths.run_id"] == "RUN"
     assert train["Hydra/inputs.dataset_id"] == "${preprocess.parameters.Outputs/dataset_id}"
-    evaluate = overrides_for(step("evaluate"), plan, "RUN")
+    evaluate = step_parameters(by_name()["evaluate"], plan, "RUN")
     assert evaluate["Hydra/evaluate.publish_min_dice"] == "0.25"
     assert evaluate["Hydra/inputs.model_id"] == "${train.parameters.Outputs/model_id}"
     # preprocess only gets what it depends on, so a change of epochs or model keeps its cache valid
-    preprocess = overrides_for(step("preprocess"), plan, "RUN")
+    preprocess = step_parameters(by_name()["preprocess"], plan, "RUN")
     assert preprocess["Hydra/data.num_cases"] == "10" and preprocess["Hydra/seed"] == "11"
     assert preprocess["Hydra/clearml.dataset.publish"] == "true"
     assert not [k for k in preprocess if k.startswith(("Hydra/train.", "Hydra/model", "Hydra/evaluate.",
                                                        "Hydra/paths.", "Hydra/pipeline."))]
-    assert preprocess == overrides_for(step("preprocess"), plan_from_parameters({**edited, "epochs": "9"}), "OTHER")
-
-
-def test_lift_overrides_splits_parameter_keys() -> None:
-    rest, owned = lift_overrides(["train.max_epochs=4", "++seed=2", "model=segresnet", "device=cpu"])
-    assert owned == {"epochs": "4", "seed": "2", "model": "segresnet"}
-    assert rest == ["device=cpu"]
-
-
-def test_mapping_table_lists_every_parameter() -> None:
-    table = mapping_table()
-    for p in PARAMETERS:
-        assert f"`{p.name}`" in table
+    assert preprocess == step_parameters(by_name()["preprocess"], plan_from_parameters({**edited, "epochs": "9"}), "OTHER")
 
 
 def test_retry_waits_longer_each_time_and_stops_after_count() -> None:

@@ -21,6 +21,7 @@ from tests.remote.harness import (STEP_NAMES, TINY, Agents, Queues, controller_i
 from tests.standin.client import ApiClient
 from tests.standin.environment import ClearMLEndpoint
 from tests.standin.repo import GitCheckout
+from tests.support import model_metadata
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.agent]
 RUN_TIMEOUT = 300.0
@@ -51,7 +52,7 @@ class Env:
         clone = self.api.call("tasks.clone", task=source, new_task_name=name)["id"]
         self.api.call("tasks.edit_hyper_params", task=clone, replace_hyperparams="none",
                       hyperparams=[{"section": section, "name": k, "value": v} for k, v in edits.items()])
-        self.api.call("tasks.enqueue", task=clone, queue=_queue_id(self, queue))
+        self.api.call("tasks.enqueue", task=clone, queue=self.api.queue_id(queue))
         return clone
 
     def describe(self, controller: str) -> str:
@@ -96,8 +97,7 @@ def first_run(env: Env) -> Run:
 def test_1_pipeline_run_completes_on_agents(env: Env, first_run: Run) -> None:
     steps = first_run.steps
     assert set(steps) == set(STEP_NAMES), list(steps)
-    queue_ids = {name: env.api.call("queues.get_all", name=f"^{q}$")["queues"][0]["id"]
-                 for name, q in (("cpu", env.queues.cpu), ("gpu", env.queues.gpu))}
+    queue_ids = {name: env.api.queue_id(q) for name, q in (("cpu", env.queues.cpu), ("gpu", env.queues.gpu))}
     expected = {"preprocess": ("cpu", env.agents.cpu), "train": ("gpu", env.agents.gpu),
                 "evaluate": ("gpu", env.agents.gpu)}
     for name, task in steps.items():
@@ -135,7 +135,7 @@ def test_1_pipeline_run_completes_on_agents(env: Env, first_run: Run) -> None:
     # the model registry: the model is train's output, tagged, and carries the test Dice from evaluate
     model = env.api.call("models.get_by_id", model=model_id)["model"]
     assert model["task"] == train["id"]
-    metadata = {m["key"]: m["value"] for m in (model.get("metadata") or {}).values()}
+    metadata = model_metadata(model)
     test_dice = float(outputs(evaluate)["test_mean_dice"])
     assert float(metadata["test_mean_dice"]) == pytest.approx(test_dice, abs=1e-4)
     assert metadata.get("dataset_id") == dataset_id
@@ -149,10 +149,6 @@ def test_1_pipeline_run_completes_on_agents(env: Env, first_run: Run) -> None:
                  for v in m.values()}
     assert monitored[("test", "mean_dice")]["value"] == pytest.approx(test_dice, abs=1e-4), controller.get("last_metrics")
     assert model_id in {m["model"] for m in controller["models"]["output"]}, controller["models"]
-
-
-def _queue_id(env: Env, name: str) -> str:
-    return env.api.call("queues.get_all", name=f"^{name}$")["queues"][0]["id"]
 
 
 def _epochs_run(log: str) -> set[str]:
@@ -219,7 +215,7 @@ def test_4_failing_step_fails_the_pipeline_and_keeps_earlier_outputs(env: Env, f
     """``monai-pipeline controller`` (controller here, steps on agents) with a train step that cannot start;
     preprocess is forced to run again (the cache switch), so its new dataset must survive the failure."""
     finished = run_cli(env.endpoint, env.checkout.work, env.logdir, "controller",
-                       *env.overrides("train.resume=/nope/last.pt", "pipeline.force_preprocess=true",
+                       *env.overrides("train.resume=/nope/last.pt", "pipeline.force_rerun=true",
                                       "pipeline.retries.count=0"), timeout=RUN_TIMEOUT)
     controller = controller_id(finished.output)
     assert finished.returncode == 1, finished.output[-6000:]

@@ -55,6 +55,10 @@ class ApiClient:
     def task(self, task_id: str) -> dict[str, Any]:
         return self.call("tasks.get_by_id", task=task_id)["task"]
 
+    def queue_id(self, name: str) -> str:
+        """The id of the queue named exactly ``name``."""
+        return self.call("queues.get_all", name=f"^{name}$")["queues"][0]["id"]
+
     def wait_for_status(self, task_id: str, statuses: Iterable[str] = TERMINAL_STATUSES,
                         timeout: float = 120.0, poll: float = 0.5) -> dict[str, Any]:
         """Poll until the task reaches one of ``statuses``; raise TimeoutError with its last state."""

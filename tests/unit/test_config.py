@@ -15,7 +15,7 @@ def test_defaults_compose_and_overrides_apply() -> None:
     assert cfg.train.max_epochs == 3 and cfg.data.num_cases == 12
     assert cfg.model.name == "segresnet" and cfg.model.net._target_.endswith("SegResNet")
     assert cfg.model.net.out_channels == cfg.data.num_classes == 3
-    assert cfg.inference.roi_size == cfg.train.patch_size
+    assert cfg.inference.inferer.roi_size == cfg.train.patch_size
 
 
 def test_unknown_key_is_rejected_with_its_name() -> None:

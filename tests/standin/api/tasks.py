@@ -474,10 +474,10 @@ def delete_configuration(state: State, body: Doc, call: Call) -> Doc:
 def add_or_update_artifacts(state: State, body: Doc, call: Call) -> Doc:
     task = task_for_update(state, body)
     artifacts = task.setdefault("execution", {}).setdefault("artifacts", [])
-    for art in body.get("artifacts") or []:
-        if not art.get("key") or not art.get("type"):
+    for given in body.get("artifacts") or []:
+        if not given.get("key") or not given.get("type"):
             raise errors.missing_fields("key", "type")
-        art = {"mode": "output", **copy.deepcopy(art)}
+        art = {"mode": "output", **copy.deepcopy(given)}
         artifacts[:] = [a for a in artifacts if (a["key"], a.get("mode", "output")) != (art["key"], art["mode"])]
         artifacts.append(art)
     _touched(task)

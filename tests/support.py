@@ -1,0 +1,71 @@
+"""Helpers shared by the tests: child processes, a no-server environment, offline sessions, API records."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from tests.standin import procs
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_command(cmd: Sequence[str], log_path: Path, env: dict[str, str] | None = None, cwd: Path = REPO,
+                timeout: float = 600.0) -> procs.Finished:
+    """Run ``cmd`` in its own process group (stdout and stderr together in ``log_path``); on timeout the
+    whole group is killed, so no step process outlives the test."""
+    return procs.run(list(cmd), dict(os.environ) if env is None else env, cwd, log_path, timeout)
+
+
+def cli(*args: str) -> list[str]:
+    """The ``monai-pipeline`` command line, run with this interpreter."""
+    return [sys.executable, "-m", "pipelines.cli", *args]
+
+
+def no_server_env(home: Path) -> dict[str, str]:
+    """This environment with no ClearML server configured: a run must go offline by itself."""
+    return {**os.environ, "CLEARML_API_ACCESS_KEY": "", "CLEARML_CONFIG_FILE": str(home / "none.conf"),
+            "HOME": str(home)}
+
+
+@dataclass
+class OfflineSession:
+    """What one ClearML offline session archive holds: task.json, the metric events and the file names."""
+
+    task: dict[str, Any]
+    events: list[dict[str, Any]] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)
+
+    @classmethod
+    def read(cls, zip_path: str | Path) -> "OfflineSession":
+        with zipfile.ZipFile(zip_path) as z:
+            events: list[dict[str, Any]] = []
+            for name in ("metrics.jsonl", "log.jsonl"):
+                if name not in z.namelist():
+                    continue
+                for line in z.read(name).decode().splitlines():
+                    item = json.loads(line)
+                    events.extend(item if isinstance(item, list) else [item])
+            return cls(json.loads(z.read("task.json")), events, z.namelist())
+
+    def log(self) -> str:
+        """The task's console output as recorded in the session."""
+        return "\n".join(str(e.get("msg", "")) for e in self.events if e.get("type") == "log")
+
+    def of_metric(self, metric: str) -> list[dict[str, Any]]:
+        return [e for e in self.events if e.get("metric") == metric]
+
+
+def section(task: dict[str, Any], name: str) -> dict[str, str]:
+    """A task's hyperparameter section (``Hydra``, ``Outputs``, ``Args``) as key -> value."""
+    return {k: v.get("value", "") for k, v in (task.get("hyperparams") or {}).get(name, {}).items()}
+
+
+def model_metadata(model: dict[str, Any]) -> dict[str, str]:
+    """A model's metadata as key -> value (the API keeps {key: {key, type, value}})."""
+    return {m["key"]: m["value"] for m in (model.get("metadata") or {}).values()}

@@ -1,0 +1,104 @@
+"""A step that fails exits at once, every time, and a step never outlives the runner that started it.
+
+The failing-step case once deadlocked in ClearML's exit handler under CPU load (the SDK killed its own
+repository-detection thread while that thread held a lock); it is repeated here with busy processes
+beside it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from tests.conftest import TINY_OVERRIDES
+from tests.standin import procs
+from tests.support import REPO, OfflineSession, cli, no_server_env, run_command, section
+
+pytestmark = pytest.mark.slow
+REPEATS = 6
+# alone a failing preprocess ends in ~10 s; a hang is what this must catch, not a slow machine
+EXIT_WITHIN_S = 120.0
+
+
+@pytest.fixture
+def cpu_load(tmp_path: Path) -> Iterator[None]:
+    """One busy process per core for the duration of the test."""
+    burners = [procs.start([sys.executable, "-c", "while True: pass"], dict(os.environ), tmp_path,
+                           tmp_path / f"burner-{i}.log") for i in range(os.cpu_count() or 2)]
+    try:
+        yield
+    finally:
+        for burner in burners:
+            burner.stop()
+
+
+def test_failing_step_exits_promptly_under_cpu_load(tmp_path: Path, cpu_load: None) -> None:
+    missing = tmp_path / "nope"
+    for attempt in range(REPEATS):
+        started = time.monotonic()
+        finished = run_command([sys.executable, "components/preprocess.py", *TINY_OVERRIDES, "data=folder",
+                                f"data.images_dir={missing}", f"data.labels_dir={missing}",
+                                f"paths.output_root={tmp_path}", f"paths.run_id=fail{attempt}"],
+                               tmp_path / f"fail-{attempt}.log", env=no_server_env(tmp_path), timeout=EXIT_WITHIN_S)
+        took = time.monotonic() - started
+        assert finished.returncode == 2, finished.output[-4000:]
+        assert "ERROR in preprocess: config key 'data.images_dir'" in finished.output
+        assert "process still alive" not in finished.output, f"attempt {attempt} needed the exit watchdog"
+        # closed as failed: the offline session archive was written, with the task marked failed
+        assert "Offline session stored in" in finished.output, finished.output[-4000:]
+        print(f"attempt {attempt}: exited in {took:.1f}s")
+
+
+def test_failing_step_is_recorded_failed_in_its_offline_session(tmp_path: Path) -> None:
+    missing = tmp_path / "nope"
+    finished = run_command([sys.executable, "components/preprocess.py", *TINY_OVERRIDES, "data=folder",
+                            f"data.images_dir={missing}", f"data.labels_dir={missing}",
+                            f"paths.output_root={tmp_path}", "paths.run_id=fail"],
+                           tmp_path / "fail.log", env={**no_server_env(tmp_path), "CLEARML_CACHE_DIR": str(tmp_path / "c")},
+                           timeout=EXIT_WITHIN_S)
+    assert finished.returncode == 2
+    sessions = list((tmp_path / "c" / "offline").glob("*.zip"))
+    assert len(sessions) == 1
+    session = OfflineSession.read(sessions[0])
+    # an offline session has no status (clearml_compat.record_offline_failure): the failure is a parameter
+    failure = section(session.task, "Failure")
+    assert failure["exit_code"] == "2" and failure["step"] == "preprocess"
+    assert "data.images_dir" in failure["message"]
+    assert "ERROR in preprocess" in session.log(), session.log()[-2000:]
+
+
+def _wait_for(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.2)
+
+
+def _step_pids(mark: str, runner_pid: int) -> list[int]:
+    return [pid for pid in procs._marked_pids(mark) if pid != runner_pid]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM])
+def test_step_process_ends_with_its_runner(tmp_path: Path, signum: int) -> None:
+    """``monai-pipeline run`` killed (SIGKILL: the kernel ends the step) or terminated (SIGTERM: forwarded to
+    the step's process group) while train runs: no step process is left."""
+    runner = procs.start(cli("run", *TINY_OVERRIDES, "train.max_epochs=500", f"paths.output_root={tmp_path}",
+                             "paths.run_id=kill"), no_server_env(tmp_path), REPO, tmp_path / "runner.log")
+    try:
+        _wait_for(lambda: "epoch 1/500" in (tmp_path / "kill" / "train.log").read_text()
+                  if (tmp_path / "kill" / "train.log").exists() else False, 180, "train's first epoch")
+        assert _step_pids(runner.mark, runner.popen.pid), "the train step should be running"
+        os.kill(runner.popen.pid, signum)
+        runner.wait(timeout=60)
+        _wait_for(lambda: not _step_pids(runner.mark, runner.popen.pid), 60, "the step process to end")
+    finally:
+        runner.stop()
+    if signum == signal.SIGTERM:
+        assert runner.popen.returncode != 0
