@@ -183,13 +183,13 @@ def train_rank(cfg: DictConfig, ctx: StepContext, rank: int = 0, world_size: int
     net = models.build_network(cfg.model).to(device)
     if world_size > 1:
         net = DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
-    optimizer = models.build_optimizer(tcfg, net.parameters())
-    scheduler = models.build_scheduler(tcfg, optimizer)
+    optimizer = models.build_optimizer(tcfg.optimizer, net.parameters(), key="train.optimizer")
+    scheduler = models.build_scheduler(tcfg.scheduler, optimizer, key="train.scheduler")
 
     evaluator = _validator(cfg, manifest, net, val_loader, device)
     trainer = SupervisedTrainer(
         device=device, max_epochs=int(tcfg.max_epochs), train_data_loader=train_loader, network=net,
-        optimizer=optimizer, loss_function=models.build_loss(tcfg), inferer=SimpleInferer(),
+        optimizer=optimizer, loss_function=models.build_loss(tcfg.loss, key="train.loss"), inferer=SimpleInferer(),
         amp=bool(tcfg.amp) and device.type == "cuda", train_handlers=_train_handlers(cfg, evaluator, scheduler))
     if lead:
         log.info("training %s on %s x%d (amp=%s): %d train / %d val cases, %d epochs", cfg.model.name, device,

@@ -15,6 +15,7 @@ gets it as the Hydra key ``inputs.<name>``. The remote pipeline wires it as
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,11 +85,11 @@ class DagError(ValueError):
     """The step list is inconsistent (unknown parent, an input no ancestor produces, a cycle)."""
 
 
-def by_name(steps: tuple[Step, ...] = STEPS) -> dict[str, Step]:
-    return {s.name: s for s in steps}
+def by_name(steps: tuple[Step, ...] | None = None) -> dict[str, Step]:
+    return {s.name: s for s in (STEPS if steps is None else steps)}
 
 
-def producer(step: Step, name: str, steps: tuple[Step, ...] = STEPS) -> Step:
+def producer(step: Step, name: str, steps: tuple[Step, ...] | None = None) -> Step:
     """The nearest ancestor of ``step`` that hands on the output ``name``."""
     index = by_name(steps)
     queue, seen = list(step.parents), set()
@@ -103,8 +104,9 @@ def producer(step: Step, name: str, steps: tuple[Step, ...] = STEPS) -> Step:
     raise DagError(f"step '{step.name}' takes input '{name}', which no earlier step hands on")
 
 
-def check(steps: tuple[Step, ...] = STEPS) -> None:
+def check(steps: tuple[Step, ...] | None = None) -> None:
     """Refuse duplicate names, unknown or later parents and inputs that no ancestor produces."""
+    steps = STEPS if steps is None else steps
     seen: set[str] = set()
     for s in steps:
         if s.name in seen:
@@ -115,6 +117,17 @@ def check(steps: tuple[Step, ...] = STEPS) -> None:
         seen.add(s.name)
         for name in s.inputs:
             producer(s, name, steps)
+
+
+def python_env(base: dict[str, str]) -> dict[str, str]:
+    """``base`` with this checkout's root first on PYTHONPATH, for the scripts a runner starts.
+
+    How the scripts find the ``components``/``pipelines`` packages, everywhere: an installed project
+    (``pip install -e .``) or a runner's PYTHONPATH here, and under an agent the agent's own PYTHONPATH
+    (it adds the task's working directory, the repository root). Setting it here makes a runner start the
+    code of *its* checkout even when another checkout is the installed one.
+    """
+    return {**base, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), base.get("PYTHONPATH")]))}
 
 
 check()

@@ -23,7 +23,7 @@ from components.common.entry import read_result
 from components.common.errors import StepFailed
 from components.common.tracking import use_offline_mode
 from .config import compose_config
-from .dag import REPO_ROOT, STEPS, Step, producer
+from .dag import REPO_ROOT, STEPS, Step, producer, python_env
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ def run_local(overrides: Sequence[str] = (), echo: bool = True) -> dict[str, Any
     own_keys = ("paths.run_id=", "paths.output_root=", "clearml.offline=")
     pinned = [*(o for o in overrides if not o.startswith(own_keys)), f"paths.run_id={run_id}",
               f"paths.output_root={Path(str(cfg.paths.output_root)).resolve()}", f"clearml.offline={str(offline).lower()}"]
-    env = dict(os.environ)
+    env = python_env(dict(os.environ))
     if offline:
         env["CLEARML_CACHE_DIR"] = str(run_dir / "clearml")
     _say(echo, f"run {run_id}: {'offline (no ClearML server configured)' if offline else 'online'}; outputs in {run_dir}")

@@ -232,8 +232,8 @@ def defaults_from(cfg: DictConfig, choices: Mapping[str, str], overrides: Sequen
             values[p.name] = str(choices[p.key])
         else:
             node = OmegaConf.select(cfg, p.key, default=None)
-            if node is None and p.name == "data_size":
-                node = 0
+            if p.name == "data_size" and not _group_has(choices["data"], "num_cases"):
+                node = 0  # an overlay may add num_cases to any source; only generated data has a size
             values[p.name] = OmegaConf.to_object(node) if OmegaConf.is_config(node) else node
     values["force_rerun"] = force_rerun
     values["overrides"] = [o for o in overrides if override_key(o) not in PARAMETERS_BY_KEY]

@@ -21,6 +21,7 @@ the DAG from the controller task's (possibly UI-edited) parameters.
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import sys
 import time
@@ -34,7 +35,7 @@ from components.common import clearml_compat
 from components.common.errors import PipelineError
 from components.common.tracking import task_name
 from pipelines.config import OVERLAY_GROUPS, compose_config, compose_with_choices
-from pipelines.dag import REPO_ROOT, STEPS, Step, producer
+from pipelines.dag import REPO_ROOT, STEPS, Step, producer, python_env
 from pipelines.parameters import (PARAMETERS, ParameterError, as_ui_values, defaults_from, format_value,
                                   hydra_overrides, override_key, validate)
 
@@ -244,7 +245,7 @@ def build(plan: Plan, command: str) -> Any:
 
 def _output_uri(cfg: DictConfig) -> str | bool:
     """``clearml.output_uri``, or True (the server's file server) when unset."""
-    value = cfg.clearml.get("output_uri")
+    value = cfg.clearml.output_uri
     return True if value in (None, "") else str(value)
 
 
@@ -326,7 +327,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def launch(command: str, overrides: Sequence[str]) -> int:
     """Run this file as a script from the repository root (so ClearML records it as the controller's entry point)."""
     cmd = [sys.executable, str(Path(__file__).resolve()), command, *overrides]
-    return subprocess.call(cmd, cwd=str(REPO_ROOT))
+    return subprocess.call(cmd, cwd=str(REPO_ROOT), env=python_env(dict(os.environ)))
 
 
 if __name__ == "__main__":

@@ -69,3 +69,46 @@ def section(task: dict[str, Any], name: str) -> dict[str, str]:
 def model_metadata(model: dict[str, Any]) -> dict[str, str]:
     """A model's metadata as key -> value (the API keeps {key: {key, type, value}})."""
     return {m["key"]: m["value"] for m in (model.get("metadata") or {}).values()}
+
+
+# A throwaway fourth step: one DAG entry and one component file, nothing else (issue: "a new step costs one
+# file"). It reads evaluate's test Dice through the DAG's hand-over and hands on a verdict.
+REPORT_STEP_ENTRY = '''    Step("report", task_type="qc", queue="cpu", parents=("evaluate",),
+         inputs=("test_mean_dice", "published"), outputs=("verdict",)),
+'''
+REPORT_COMPONENT = '''"""Report step (a test's throwaway step): a verdict on evaluate's test Dice."""
+
+import sys
+
+import hydra
+from omegaconf import DictConfig
+
+from components.common.entry import StepContext, StepResult, run_step, step
+
+
+@step("report")
+def run(cfg: DictConfig, ctx: StepContext) -> StepResult:
+    dice = float(ctx.input("test_mean_dice"))
+    verdict = f"{'good' if dice >= 0.5 else 'poor'} ({dice:.5f}, published={ctx.input('published')})"
+    (ctx.dir / "report.txt").write_text(verdict)
+    print(f"report verdict: {verdict}", flush=True)
+    return StepResult(outputs={"verdict": verdict}, summary=[f"report: {verdict}"])
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+def main(cfg: DictConfig) -> None:
+    sys.exit(run_step(cfg, "report", run))
+
+
+if __name__ == "__main__":
+    main()
+'''
+
+
+def with_report_step(repo: Path = REPO) -> dict[str, str]:
+    """The files of ``repo`` that change to add the report step: ``pipelines/dag.py`` with one more entry
+    in ``STEPS`` and the new ``components/report.py``."""
+    dag = (repo / "pipelines" / "dag.py").read_text()
+    end = dag.index("\n)\n", dag.index("STEPS: tuple[Step, ...] = ("))
+    return {"pipelines/dag.py": dag[:end + 1] + REPORT_STEP_ENTRY + dag[end + 1:],
+            "components/report.py": REPORT_COMPONENT}

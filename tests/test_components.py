@@ -146,3 +146,31 @@ def test_resume_skips_a_checkpoint_truncated_by_a_crash(tiny_cfg: Cfg) -> None:
     resumed = train.run(tiny_cfg("train.max_epochs=2", "train.resume=auto"))
     assert resumed["resumed_from_epoch"] == 1 and resumed["epochs"] == 2
     torch.load(newest, weights_only=False)  # epoch 2 was trained again and saved whole
+
+
+def test_resume_refuses_a_checkpoint_past_max_epochs_and_stops_when_none_is_readable(tiny_cfg: Cfg) -> None:
+    cfg = tiny_cfg("train.max_epochs=2")
+    preprocess.run(cfg)
+    train.run(cfg)
+    with pytest.raises(ConfigError, match=r"train.max_epochs': is 1, but checkpoint .*checkpoint_2.pt has already "
+                                          r"trained 2 epochs"):
+        train.run(tiny_cfg("train.max_epochs=1", "train.resume=auto"))
+    folder = step_folder(cfg, "train") / "checkpoints"
+    for path in folder.glob("checkpoint_*.pt"):
+        path.write_bytes(b"not a checkpoint")
+    with pytest.raises(ConfigError, match="every checkpoint in .* is unreadable"):
+        train.run(tiny_cfg("train.max_epochs=2", "train.resume=auto"))
+    assert sorted(p.name for p in folder.glob("checkpoint_*.pt")) == ["checkpoint_1.pt", "checkpoint_2.pt"]
+    fresh = train.run(tiny_cfg("train.max_epochs=2", "train.resume=null"))  # a fresh start is asked for
+    assert fresh["resumed_from_epoch"] is None and fresh["epochs"] == 2
+
+
+def test_a_result_that_hands_on_other_names_than_the_dag_declares_is_refused(tiny_cfg: Cfg) -> None:
+    from components.common.entry import StepResult, step
+
+    @step("preprocess")
+    def wrong(cfg: DictConfig, ctx: object) -> StepResult:
+        return StepResult(outputs={"dataset_id": None})  # the manifest is missing
+
+    with pytest.raises(RuntimeError, match=r"handed on \['dataset_id'\], but pipelines/dag.py declares"):
+        wrong(tiny_cfg())

@@ -38,14 +38,18 @@ def cpu_load(tmp_path: Path) -> Iterator[None]:
             burner.stop()
 
 
-def test_failing_step_exits_promptly_under_cpu_load(tmp_path: Path, cpu_load: None) -> None:
+def _failing_preprocess(tmp_path: Path, run_id: str, env: dict[str, str]) -> procs.Finished:
+    """The preprocess step on a data folder that does not exist (a user error: exit code 2)."""
     missing = tmp_path / "nope"
+    return run_command([sys.executable, "components/preprocess.py", *TINY_OVERRIDES, "data=folder",
+                        f"data.images_dir={missing}", f"data.labels_dir={missing}", f"paths.output_root={tmp_path}",
+                        f"paths.run_id={run_id}"], tmp_path / f"{run_id}.log", env=env, timeout=EXIT_WITHIN_S)
+
+
+def test_failing_step_exits_promptly_under_cpu_load(tmp_path: Path, cpu_load: None) -> None:
     for attempt in range(REPEATS):
         started = time.monotonic()
-        finished = run_command([sys.executable, "components/preprocess.py", *TINY_OVERRIDES, "data=folder",
-                                f"data.images_dir={missing}", f"data.labels_dir={missing}",
-                                f"paths.output_root={tmp_path}", f"paths.run_id=fail{attempt}"],
-                               tmp_path / f"fail-{attempt}.log", env=no_server_env(tmp_path), timeout=EXIT_WITHIN_S)
+        finished = _failing_preprocess(tmp_path, f"fail{attempt}", no_server_env(tmp_path))
         took = time.monotonic() - started
         assert finished.returncode == 2, finished.output[-4000:]
         assert "ERROR in preprocess: config key 'data.images_dir'" in finished.output
@@ -56,12 +60,7 @@ def test_failing_step_exits_promptly_under_cpu_load(tmp_path: Path, cpu_load: No
 
 
 def test_failing_step_is_recorded_failed_in_its_offline_session(tmp_path: Path) -> None:
-    missing = tmp_path / "nope"
-    finished = run_command([sys.executable, "components/preprocess.py", *TINY_OVERRIDES, "data=folder",
-                            f"data.images_dir={missing}", f"data.labels_dir={missing}",
-                            f"paths.output_root={tmp_path}", "paths.run_id=fail"],
-                           tmp_path / "fail.log", env={**no_server_env(tmp_path), "CLEARML_CACHE_DIR": str(tmp_path / "c")},
-                           timeout=EXIT_WITHIN_S)
+    finished = _failing_preprocess(tmp_path, "fail", {**no_server_env(tmp_path), "CLEARML_CACHE_DIR": str(tmp_path / "c")})
     assert finished.returncode == 2
     sessions = list((tmp_path / "c" / "offline").glob("*.zip"))
     assert len(sessions) == 1

@@ -37,9 +37,9 @@ def build_network(model_cfg: DictConfig) -> torch.nn.Module:
     return net
 
 
-def build_loss(train_cfg: DictConfig) -> torch.nn.Module:
-    """The training loss from ``train.loss`` (DiceCE by default)."""
-    return _build(train_cfg.loss, "train.loss")
+def build_loss(loss_cfg: DictConfig, key: str) -> torch.nn.Module:
+    """The loss from the ``_target_`` entry ``loss_cfg`` (config key ``key``)."""
+    return _build(loss_cfg, key)
 
 
 def _build_partial(cfg: Any, key: str, *args: Any) -> Any:
@@ -53,16 +53,16 @@ def _build_partial(cfg: Any, key: str, *args: Any) -> Any:
         raise ConfigError(key, f"cannot build {cfg._target_}: {e}") from e
 
 
-def build_optimizer(train_cfg: DictConfig, params: Any) -> torch.optim.Optimizer:
-    """The optimizer from ``train.optimizer`` (a ``_partial_`` entry, given the parameters here)."""
-    return _build_partial(train_cfg.optimizer, "train.optimizer", params)
+def build_optimizer(optimizer_cfg: DictConfig, params: Any, key: str) -> torch.optim.Optimizer:
+    """The optimizer from the ``_partial_`` entry ``optimizer_cfg`` (config key ``key``), given the parameters."""
+    return _build_partial(optimizer_cfg, key, params)
 
 
-def build_scheduler(train_cfg: DictConfig, optimizer: torch.optim.Optimizer) -> Any:
-    """The epoch-wise LR schedule from ``train.scheduler`` (``null`` for a constant LR)."""
-    if train_cfg.get("scheduler") is None:
+def build_scheduler(scheduler_cfg: DictConfig | None, optimizer: torch.optim.Optimizer, key: str) -> Any:
+    """The epoch-wise LR schedule from the ``_partial_`` entry ``scheduler_cfg`` (``null``: constant LR)."""
+    if scheduler_cfg is None:
         return None
-    return _build_partial(train_cfg.scheduler, "train.scheduler", optimizer)
+    return _build_partial(scheduler_cfg, key, optimizer)
 
 
 def build_inferer(inference_cfg: DictConfig) -> Inferer:

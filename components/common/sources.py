@@ -154,5 +154,5 @@ def collect_cases(cfg: DictConfig, out_dir: Path, seed: int) -> tuple[list[Case]
             if not cfg.get(key):
                 raise ConfigError(f"data.{key}", "must be set for data=folder")
         return list_folder(Path(str(cfg.images_dir)).expanduser(), Path(str(cfg.labels_dir)).expanduser(),
-                           dict(cfg.label_names), str(cfg.get("image_suffix_pattern", r"(_0000)?$")))
+                           dict(cfg.label_names), str(cfg.image_suffix_pattern))
     raise ConfigError("data.source", f"unknown source '{source}' (expected synthetic, decathlon or folder)")

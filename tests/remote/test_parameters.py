@@ -111,3 +111,37 @@ def test_retry_waits_longer_each_time_and_stops_after_count() -> None:
     decisions: list[Any] = [retry(None, Node(), n) for n in range(4)]
     assert decisions == [True, True, True, False]
     assert waits == [10, 20, 25]
+
+
+def test_group_parameters_come_from_the_chosen_config_file_not_the_name_key() -> None:
+    plan = plan_from_overrides(["data=decathlon", "data.root=/data/Task09_Spleen", "data.name=spleen"])
+    assert plan.values["data"] == "decathlon" and plan.cfg.data.name == "spleen"
+
+
+def test_per_step_settings_override_the_dag_defaults() -> None:
+    from pipelines.remote import step_docker, step_queue
+
+    plan = plan_from_overrides([*TINY, "pipeline.queues.gpu=gpus", "++pipeline.steps.train.queue=a100",
+                                "++pipeline.steps.evaluate.docker={image: img:1}", "++pipeline.steps.train.time_limit=5"])
+    steps = by_name()
+    assert step_queue(plan.cfg, steps["train"]) == "a100" and step_queue(plan.cfg, steps["evaluate"]) == "gpus"
+    assert step_docker(plan.cfg, steps["evaluate"]) == ("img:1", None)
+    assert step_docker(plan.cfg, steps["train"]) == (None, "--ipc=host")  # the DAG's default args
+
+
+@pytest.mark.parametrize("override, message", [
+    ("++pipeline.steps.trian.queue=x", "pipeline.steps.trian': no such step"),
+    ("++pipeline.steps.train.queues=x", "pipeline.steps.train.queues': unknown setting"),
+])
+def test_per_step_settings_are_checked(override: str, message: str) -> None:
+    from components.common.errors import PipelineError
+
+    with pytest.raises(PipelineError, match=message):
+        plan_from_overrides([*TINY, override])
+
+
+def test_a_cacheable_step_gets_overlays_but_not_unrelated_overrides() -> None:
+    plan = plan_from_overrides([*TINY, "experiment=spleen", "data.root=/d", "train.amp=false"])
+    params = step_parameters(by_name()["preprocess"], plan, "RUN")
+    assert params["Hydra/experiment"] == "spleen" and params["Hydra/debug"] == "tiny"
+    assert "Hydra/train.amp" not in params and "Hydra/paths.run_id" not in params

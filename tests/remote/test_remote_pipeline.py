@@ -20,8 +20,8 @@ from tests.remote.harness import (STEP_NAMES, TINY, Agents, Queues, controller_i
                                   recorded_config, run_cli, start_agents, steps_by_name, task_log)
 from tests.standin.client import ApiClient
 from tests.standin.environment import ClearMLEndpoint
-from tests.standin.repo import GitCheckout
-from tests.support import model_metadata
+from tests.standin.repo import GitCheckout, make_project_clone
+from tests.support import model_metadata, with_report_step
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.agent]
 RUN_TIMEOUT = 300.0
@@ -94,7 +94,7 @@ def first_run(env: Env) -> Run:
     return Run(done, steps_by_name(env.api, controller))
 
 
-def test_1_pipeline_run_completes_on_agents(env: Env, first_run: Run) -> None:
+def test_pipeline_run_completes_on_agents(env: Env, first_run: Run) -> None:
     steps = first_run.steps
     assert set(steps) == set(STEP_NAMES), list(steps)
     queue_ids = {name: env.api.queue_id(q) for name, q in (("cpu", env.queues.cpu), ("gpu", env.queues.gpu))}
@@ -156,7 +156,7 @@ def _epochs_run(log: str) -> set[str]:
     return set(re.findall(r"epoch (\d+/\d+)", log))
 
 
-def test_3_cloned_train_task_runs_with_the_edited_hydra_override(env: Env, first_run: Run) -> None:
+def test_cloned_train_task_runs_with_the_edited_hydra_override(env: Env, first_run: Run) -> None:
     """The UI's clone + edit + enqueue on one step task: the agent run uses the edited override."""
     original = first_run.steps["train"]
     clone = env.clone_edit_enqueue(original["id"], "train (edited)", "Hydra", {"train.max_epochs": "2"},
@@ -186,7 +186,7 @@ def cloned_run(env: Env, first_run: Run) -> Run:
     return Run(done, steps_by_name(env.api, clone))
 
 
-def test_2_cloned_pipeline_run_steps_use_the_edited_parameters(env: Env, cloned_run: Run) -> None:
+def test_cloned_pipeline_run_steps_use_the_edited_parameters(env: Env, cloned_run: Run) -> None:
     train, evaluate = cloned_run.steps["train"], cloned_run.steps["evaluate"]
     assert hydra(train)["model"] == "segresnet" and hydra(train)["train.max_epochs"] == "2"
     for task in (train, evaluate):
@@ -201,7 +201,7 @@ def test_2_cloned_pipeline_run_steps_use_the_edited_parameters(env: Env, cloned_
     assert hydra(evaluate)["inputs.model_id"] == outputs(train)["model_id"]
 
 
-def test_5_unchanged_preprocess_is_reused_from_the_cache(env: Env, first_run: Run, cloned_run: Run) -> None:
+def test_unchanged_preprocess_is_reused_from_the_cache(env: Env, first_run: Run, cloned_run: Run) -> None:
     """The clone changed only training parameters: its preprocess step is the first run's task."""
     assert "preprocess" not in cloned_run.steps, "preprocess ran again instead of being reused"
     first_dataset = outputs(first_run.steps["preprocess"])["dataset_id"]
@@ -211,7 +211,7 @@ def test_5_unchanged_preprocess_is_reused_from_the_cache(env: Env, first_run: Ru
     assert dag["preprocess"]["executed"] == first_run.steps["preprocess"]["id"]
 
 
-def test_4_failing_step_fails_the_pipeline_and_keeps_earlier_outputs(env: Env, first_run: Run) -> None:
+def test_failing_step_fails_the_pipeline_and_keeps_earlier_outputs(env: Env, first_run: Run) -> None:
     """``monai-pipeline controller`` (controller here, steps on agents) with a train step that cannot start;
     preprocess is forced to run again (the cache switch), so its new dataset must survive the failure."""
     finished = run_cli(env.endpoint, env.checkout.work, env.logdir, "controller",
@@ -252,3 +252,25 @@ def test_registered_draft_validates_ui_edited_parameters_before_any_step(env: En
         time.sleep(1)
     assert "pipeline parameter 'epochs'" in task_log(env.api, run), env.describe(run)
     assert steps_by_name(env.api, run) == {}, "no step may start with invalid parameters"
+
+
+def test_step_added_by_one_entry_and_one_file_runs_on_agents(env: Env, tmp_path: Path) -> None:
+    """The remote pipeline from a checkout with the report step (tests/support.with_report_step): the step
+    is created, enqueued to the cpu queue and gets evaluate's test Dice as ``Hydra/inputs.test_mean_dice``."""
+    checkout = make_project_clone(tmp_path / "repo", extra_files=with_report_step(), env=env.endpoint.env())
+    finished = run_cli(env.endpoint, checkout.work, env.logdir, "controller", *env.overrides(), timeout=RUN_TIMEOUT)
+    controller = controller_id(finished.output)
+    assert finished.returncode == 0, finished.output[-6000:] + env.describe(controller)
+    steps = steps_by_name(env.api, controller)
+    assert set(steps) >= {"train", "evaluate", "report"}, list(steps)
+    report, evaluate = steps["report"], steps["evaluate"]
+    assert report["status"] == "completed", env.describe(controller)
+    assert report["script"]["entry_point"] == "components/report.py"
+    assert report["script"]["version_num"] == checkout.commit
+    assert report["execution"]["queue"] == env.api.queue_id(env.queues.cpu)
+    assert report["type"] == "qc"
+    dice = outputs(evaluate)["test_mean_dice"]
+    assert hydra(report)["inputs.test_mean_dice"] == dice  # ${evaluate.parameters.Outputs/test_mean_dice}, resolved
+    assert hydra(report)["inputs.published"] == outputs(evaluate)["published"]
+    assert outputs(report)["verdict"].endswith(f"({float(dice):.5f}, published={outputs(evaluate)['published']})")
+    assert "report verdict:" in task_log(env.api, report["id"])

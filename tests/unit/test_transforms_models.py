@@ -49,9 +49,9 @@ def test_config_built_networks_segment_3d(model: str) -> None:
     with torch.no_grad():
         out = net(torch.zeros(1, 1, 32, 32, 32))
     assert tuple(out.shape) == (1, cfg.data.num_classes, 32, 32, 32)
-    loss = models.build_loss(cfg.train)
-    optimizer = models.build_optimizer(cfg.train, net.parameters())
-    scheduler = models.build_scheduler(cfg.train, optimizer)
+    loss = models.build_loss(cfg.train.loss, "train.loss")
+    optimizer = models.build_optimizer(cfg.train.optimizer, net.parameters(), "train.optimizer")
+    scheduler = models.build_scheduler(cfg.train.scheduler, optimizer, "train.scheduler")
     assert isinstance(optimizer, torch.optim.AdamW) and optimizer.param_groups[0]["lr"] == cfg.train.optimizer.lr
     assert scheduler.T_max == cfg.train.max_epochs
     assert float(loss(out, torch.zeros(1, 1, 32, 32, 32))) > 0
