@@ -20,7 +20,8 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.mark.slow
 def test_printed_import_command_recreates_the_train_task(clearml_server: ClearMLEndpoint, clearml_api: ApiClient,
                                                          tmp_path: Path, unique_name: str) -> None:
-    run = run_command(cli("run", *TINY_OVERRIDES, "clearml.offline=auto", f"clearml.project={unique_name}",
+    # train.max_epochs on the command line (besides debug=tiny's 3) so the Hydra section records it
+    run = run_command(cli("run", *TINY_OVERRIDES, "train.max_epochs=3", "clearml.offline=auto", f"clearml.project={unique_name}",
                           f"paths.output_root={tmp_path}", "paths.run_id=off"),
                       tmp_path / "run.log", env=no_server_env(tmp_path))
     assert run.returncode == 0, run.output[-6000:]
