@@ -101,3 +101,19 @@ def test_step_process_ends_with_its_runner(tmp_path: Path, signum: int) -> None:
         runner.stop()
     if signum == signal.SIGTERM:
         assert runner.popen.returncode != 0
+
+
+def test_an_unexpected_error_exits_1_with_its_traceback_in_the_log(tmp_path: Path) -> None:
+    """Not a user error (a loss that does not fit the labels fails inside training): exit code 1, the
+    traceback in the console log, the failure recorded in the session."""
+    env = {**no_server_env(tmp_path), "CLEARML_CACHE_DIR": str(tmp_path / "c")}
+    common = [*TINY_OVERRIDES, f"paths.output_root={tmp_path}", "paths.run_id=bug"]
+    assert run_command([sys.executable, "components/preprocess.py", *common], tmp_path / "prep.log", env=env).returncode == 0
+    finished = run_command([sys.executable, "components/train.py", *common, "train.loss._target_=torch.nn.CrossEntropyLoss",
+                            "~train.loss.to_onehot_y", "~train.loss.softmax"], tmp_path / "train.log", env=env,
+                           timeout=EXIT_WITHIN_S)
+    assert finished.returncode == 1, finished.output[-4000:]
+    assert "Traceback (most recent call last)" in finished.output
+    assert "ERROR in train: RuntimeError: Expected target size" in finished.output
+    (train_session,) = [s for s in (tmp_path / "c" / "offline").glob("*.zip") if "train" in OfflineSession.read(s).task["name"]]
+    assert section(OfflineSession.read(train_session).task, "Failure")["exit_code"] == "1"

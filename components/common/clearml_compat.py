@@ -135,6 +135,23 @@ CHECKPOINT_ATOMIC = False
 BEST_MODEL_FILE = "best.pt"
 
 
+def input_model(model_id: str) -> Any | None:
+    """The registered model ``model_id`` as an ``InputModel``, or None when the server has no such model.
+
+    clearml 2.1.12's ``InputModel(model_id=...)`` does not raise for an unknown id: the server's refusal is
+    logged, the model's record stays None, and reading any field then raises AttributeError.
+    """
+    from clearml import InputModel
+
+    check_version("InputModel of an unknown id")
+    model = InputModel(model_id=model_id)
+    try:
+        model.url  # noqa: B018  (reads the record)
+    except AttributeError:
+        return None
+    return model
+
+
 def model_config_for(task: Any, config: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
     """The config to store on an output model of ``task``.
 

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from clearml import Dataset, InputModel, Model, Task
+from clearml import Dataset, Model, Task
 
+from . import clearml_compat
 from .errors import ConfigError, DataError
 from .manifest import MANIFEST_NAME
 
@@ -60,25 +61,21 @@ def fetch_dataset_manifest(dataset_id: str) -> tuple[Path, dict[str, Any]]:
     folder = Path(dataset.get_local_copy())
     manifest = folder / MANIFEST_NAME
     if not manifest.is_file():
-        raise DataError(f"dataset {dataset_id}", f"has no {MANIFEST_NAME}; was it produced by the preprocess step?")
+        raise DataError(f"dataset {dataset_id}", f"has no {MANIFEST_NAME}; is it a prepared-data Dataset "
+                                                 "(the output of a data-preparing step)?")
     return manifest, {"id": dataset.id, "version": dataset.version, "name": dataset.name, "project": dataset.project}
 
 
 def fetch_model(model_id: str) -> Path:
     """Local copy of a registered model's weights file.
 
-    An id the server does not know is a user error (``ConfigError``); a failed download is not (the
-    SDK's own error propagates, with the model named).
+    An id the server does not know is a user error (``ConfigError``, exit code 2); a failed download is
+    not (the SDK's error propagates: exit code 1 with its traceback).
     """
-    try:
-        model = InputModel(model_id=model_id)
-        model.url  # noqa: B018  (reading the model's record raises for an unknown id)
-    except ValueError as e:
-        raise ConfigError("inputs.model_id", f"no ClearML model with id '{model_id}': {e}") from e
-    path = model.get_local_copy(raise_on_error=True)
-    if not path:
-        raise RuntimeError(f"ClearML model '{model_id}': its weights ({model.url}) could not be downloaded")
-    return Path(path)
+    model = clearml_compat.input_model(model_id)
+    if model is None:
+        raise ConfigError("inputs.model_id", f"no ClearML model with id '{model_id}'")
+    return Path(model.get_local_copy(raise_on_error=True))  # a failed download raises the SDK's own error
 
 
 def set_outputs(task: Task, **values: Any) -> None:

@@ -73,3 +73,21 @@ def test_steps_hand_over_dataset_and_model_by_id(sdk: SdkRunner, clearml_api: Ap
     assert model["ready"] is True
     metadata = model_metadata(model)
     assert abs(float(metadata["test_mean_dice"]) - float(evaluated["test_mean_dice"])) < 1e-4
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_unknown_dataset_or_model_id_is_a_user_error_naming_its_key(sdk: SdkRunner, tmp_path: Path,
+                                                                    unique_name: str) -> None:
+    common = [*(o for o in TINY_OVERRIDES if not o.startswith("clearml.offline")), "clearml.offline=false",
+              f"clearml.project={unique_name}", f"paths.output_root={tmp_path}"]
+    unknown = "0123456789abcdef0123456789abcdef"
+    trained = sdk.run(REPO / "components/train.py", *common, "paths.run_id=d", f"inputs.dataset_id={unknown}",
+                      cwd=REPO, timeout=300, check=False)
+    assert trained.returncode == 2, trained.output[-4000:]
+    assert f"ERROR in train: config key 'inputs.dataset_id': no ClearML Dataset with id '{unknown}'" in trained.output
+    sdk.run(REPO / "components/preprocess.py", *common, "paths.run_id=m", cwd=REPO, timeout=300)
+    evaluated = sdk.run(REPO / "components/evaluate.py", *common, "paths.run_id=m", f"inputs.model_id={unknown}",
+                        cwd=REPO, timeout=300, check=False)
+    assert evaluated.returncode == 2, evaluated.output[-4000:]
+    assert f"ERROR in evaluate: config key 'inputs.model_id': no ClearML model with id '{unknown}'" in evaluated.output

@@ -132,6 +132,7 @@ def test_per_step_settings_override_the_dag_defaults() -> None:
 @pytest.mark.parametrize("override, message", [
     ("++pipeline.steps.trian.queue=x", "pipeline.steps.trian': no such step"),
     ("++pipeline.steps.train.queues=x", "pipeline.steps.train.queues': unknown setting"),
+    ("~pipeline.queues.cpu", "pipeline.queues.cpu': step 'preprocess' runs on queue kind 'cpu', which has no queue name"),
 ])
 def test_per_step_settings_are_checked(override: str, message: str) -> None:
     from components.common.errors import PipelineError
