@@ -80,11 +80,11 @@ def run(cfg: DictConfig, ctx: StepContext) -> PreprocessResult:
                                                        "entry point, not run() alone)")
         dataset = clearml_io.publish_dataset(out, str(cfg.clearml.dataset.project), str(cfg.clearml.dataset.name),
                                              tags=list(cfg.clearml.tags or []))
-        clearml_io.set_outputs(task, dataset_version=dataset["version"])
     return PreprocessResult(
         manifest=str(manifest_path.resolve()), dataset=dataset, validation_report=str(report_path.resolve()),
         num_valid=len(good), num_rejected=len(bad), splits=counts, stats=stats,
-        outputs={"dataset_id": dataset["id"] if dataset else None, "manifest": str(manifest_path.resolve())})
+        outputs={"dataset_id": dataset["id"] if dataset else None, "dataset_version": dataset["version"] if dataset else None,
+                 "manifest": str(manifest_path.resolve())})
 
 
 def _copy_into(case: Case, folder: Path) -> Case:

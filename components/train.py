@@ -249,6 +249,22 @@ def _validator(cfg: DictConfig, manifest: Manifest, net: torch.nn.Module, loader
         additional_metrics=per_class)
 
 
+class ValidationRecord:
+    """The validator's best metric and its epoch as checkpoint state: MONAI keeps them on the engine's state,
+    which ignite's checkpoints do not store, so a resumed run would otherwise forget the earlier best."""
+
+    def __init__(self, validator: Engine) -> None:
+        self.validator = validator
+
+    def state_dict(self) -> dict[str, float | int]:
+        state: Any = self.validator.state
+        return {"best_metric": float(state.best_metric), "best_metric_epoch": int(state.best_metric_epoch)}
+
+    def load_state_dict(self, state: dict[str, float | int]) -> None:
+        self.validator.state.best_metric = float(state["best_metric"])  # type: ignore[attr-defined]
+        self.validator.state.best_metric_epoch = int(state["best_metric_epoch"])  # type: ignore[attr-defined]
+
+
 class PeriodicValidation:
     """Run the validator every ``interval`` epochs and after the last one (MONAI's ``ValidationHandler``
     skips the last epoch when it is not a multiple of the interval)."""
@@ -282,7 +298,8 @@ def _attach_checkpoints(trainer: Engine, evaluator: Engine, folder: Path, keep_l
     keeps honouring ``keep_last`` and the single best file.
     """
     folder.mkdir(parents=True, exist_ok=True)
-    objects: dict[str, Any] = {"net": net, "optimizer": optimizer, "trainer": trainer}
+    objects: dict[str, Any] = {"net": net, "optimizer": optimizer, "trainer": trainer,
+                               "validation": ValidationRecord(evaluator)}
     if scheduler is not None:
         objects["lr_scheduler"] = scheduler
     epoch_of = lambda *_: trainer.state.epoch  # noqa: E731  (checkpoints are numbered by training epoch)

@@ -1,10 +1,10 @@
 """The pipeline's steps, declared once. Every runner, the tracking code and the tests read this list.
 
 A step is a component script ``components/<name>.py`` run as its own ClearML task. Its entry here says
-everything the runners need to know about it: parents, ClearML task type, default queue, what it takes
+everything the runners need to know about it: parents, ClearML task type, queue kind, what it takes
 from earlier steps and what it hands on, whether the remote pipeline may reuse a cached run of it,
 whether a retry resumes it, and what the pipeline page monitors. Adding a step is one entry here plus
-its component file (and a config group if it has settings).
+its component file (and, if it has settings, a config group listed in conf/config.yaml's defaults).
 
 Hand-over between steps (``inputs`` / ``outputs``): a step publishes each name in ``outputs`` as the task
 parameter ``Outputs/<name>`` and in its ``result.json``; a later step that lists the name in ``inputs``
@@ -19,6 +19,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from components.common.clearml_compat import BEST_MODEL_NAME
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 COMPONENTS_DIR = "components"
 
@@ -29,7 +31,7 @@ class Step:
 
     name: str
     task_type: str  # a clearml.Task.TaskTypes value: training, testing, data_processing, qc, ...
-    queue: str  # default execution queue (conf/pipeline: ``steps.<name>.queue`` overrides it)
+    queue_kind: str  # cpu | gpu: pipeline.queues.<kind> names the queue (pipeline.steps.<name>.queue overrides it)
     parents: tuple[str, ...] = ()
     inputs: tuple[str, ...] = ()  # output names of earlier steps this step reads as ``inputs.<name>``
     outputs: tuple[str, ...] = ()  # names it publishes as ``Outputs/<name>`` (handed over through ClearML)
@@ -68,14 +70,14 @@ class Step:
 
 
 STEPS: tuple[Step, ...] = (
-    Step("preprocess", task_type="data_processing", queue="cpu",
-         outputs=("dataset_id",), local_outputs=("manifest",),
+    Step("preprocess", task_type="data_processing", queue_kind="cpu",
+         outputs=("dataset_id", "dataset_version"), local_outputs=("manifest",),
          cache_keys=("data", "seed", "clearml"), remote_overrides=("clearml.dataset.publish=true",)),
-    Step("train", task_type="training", queue="gpu", parents=("preprocess",),
+    Step("train", task_type="training", queue_kind="gpu", parents=("preprocess",),
          inputs=("dataset_id", "manifest"), outputs=("model_id", "val_mean_dice"), local_outputs=("checkpoint",),
-         retry_overrides=("train.resume=auto",), monitor_models=("best",), docker_args="--ipc=host",
+         retry_overrides=("train.resume=auto",), monitor_models=(BEST_MODEL_NAME,), docker_args="--ipc=host",
          summary_fields=(("best_checkpoint", "best_checkpoint"), ("best_val_mean_dice", "best_val_mean_dice"))),
-    Step("evaluate", task_type="testing", queue="gpu", parents=("train",),
+    Step("evaluate", task_type="testing", queue_kind="gpu", parents=("train",),
          inputs=("dataset_id", "manifest", "model_id", "checkpoint"), outputs=("test_mean_dice", "published"),
          monitor_metrics=(("test", "mean_dice"), ("test", "mean_hd95")), summary_fields=(("test_metrics", "metrics"),)),
 )
@@ -102,6 +104,19 @@ def producer(step: Step, name: str, steps: tuple[Step, ...] | None = None) -> St
             return parent
         queue.extend(parent.parents)
     raise DagError(f"step '{step.name}' takes input '{name}', which no earlier step hands on")
+
+
+def local_handover(step: Step, steps: tuple[Step, ...] | None = None) -> dict[str, Step]:
+    """The inputs of ``step`` a local run hands over, with their producer: files where the producer offers
+    them (its ``local_outputs``), its ClearML outputs only where it offers no file the step takes. So a
+    local run evaluates train's checkpoint file, not the registered model (which evaluate would publish)."""
+    chosen: dict[str, Step] = {}
+    for name in step.inputs:
+        source = producer(step, name, steps)
+        takes_files = any(n in source.local_outputs for n in step.inputs if producer(step, n, steps) is source)
+        if name in source.local_outputs or not takes_files:
+            chosen[name] = source
+    return chosen
 
 
 def check(steps: tuple[Step, ...] | None = None) -> None:

@@ -7,7 +7,6 @@ the order of ``pipelines/dag.py``; each gets the inputs it declares from the res
 
 from __future__ import annotations
 
-import ctypes
 import json
 import logging
 import os
@@ -21,16 +20,16 @@ from typing import Any, Sequence
 
 from components.common.entry import read_result
 from components.common.errors import StepFailed
+from components.common.runtime import die_with_parent
 from components.common.tracking import use_offline_mode
 from .config import compose_config
-from .dag import REPO_ROOT, STEPS, Step, producer, python_env
+from .dag import REPO_ROOT, STEPS, Step, local_handover, python_env
 
 log = logging.getLogger(__name__)
 
 IMPORT_COMMAND = "clearml-task --import-offline-session"
 # after forwarding SIGTERM/SIGINT to a step, how long it may take to exit before it is killed
 STOP_GRACE_S = 30.0
-_PR_SET_PDEATHSIG = 1
 
 
 def run_local(overrides: Sequence[str] = (), echo: bool = True) -> dict[str, Any]:
@@ -72,10 +71,11 @@ def run_local(overrides: Sequence[str] = (), echo: bool = True) -> dict[str, Any
 
 
 def input_overrides(step: Step, results: dict[str, Any]) -> list[str]:
-    """``++inputs.<name>=<value>`` for each input of ``step`` that its producer in this run handed on."""
+    """``++inputs.<name>=<value>`` for each input a local run hands over (``dag.local_handover``) that its
+    producer in this run handed on."""
     wired = []
-    for name in step.inputs:
-        value = results.get(producer(step, name).name, {}).get("outputs", {}).get(name)
+    for name, source in local_handover(step).items():
+        value = results.get(source.name, {}).get("outputs", {}).get(name)
         if value not in (None, ""):
             wired.append(f"++inputs.{name}={json.dumps(value) if not isinstance(value, str) else _quoted(value)}")
     return wired
@@ -83,18 +83,12 @@ def input_overrides(step: Step, results: dict[str, Any]) -> list[str]:
 
 def _quoted(text: str) -> str:
     """A string value as a Hydra override value (quoted, so paths with special characters stay text)."""
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    return "'" + text.replace("'", "\\'") + "'"
 
 
 def _say(echo: bool, text: str) -> None:
     if echo:
         print(text, flush=True)
-
-
-def _die_with_parent() -> None:
-    """In the step's process, before exec: receive SIGKILL when the runner dies, even by SIGKILL (Linux)."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def run_step_process(cmd: list[str], env: dict[str, str], log_path: Path, echo: bool) -> int:
@@ -104,10 +98,9 @@ def run_step_process(cmd: list[str], env: dict[str, str], log_path: Path, echo: 
     whole group, and the group is killed if it has not exited ``STOP_GRACE_S`` later; if the runner itself
     is killed, the kernel kills the step (``PR_SET_PDEATHSIG``), so a step never outlives its runner.
     """
-    preexec = _die_with_parent if sys.platform.startswith("linux") else None
     with log_path.open("w") as log_file, subprocess.Popen(
             cmd, env=env, cwd=str(REPO_ROOT), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
-            start_new_session=True, preexec_fn=preexec) as proc:  # noqa: PLW1509 (only prctl, before exec)
+            start_new_session=True, preexec_fn=die_with_parent) as proc:  # noqa: PLW1509 (only prctl, before exec)
         previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
 
         def forward(signum: int, _frame: FrameType | None) -> None:

@@ -207,7 +207,8 @@ PARAMETERS: tuple[Parameter, ...] = (
     Parameter("seed", "int", "seed", "random seed of data generation, splits and training", _between(0, 2**32 - 1)),
     Parameter("dice_threshold", "float", "evaluate.publish_min_dice",
               "evaluate publishes the model when its test mean Dice is at least this", _between(0.0, 1.0)),
-    Parameter("force_rerun", "bool", None, "re-run cacheable steps (preprocess) even when a cached run matches"),
+    Parameter("force_rerun", "bool", "pipeline.force_rerun",
+              "re-run cacheable steps (preprocess) even when a cached run matches"),
     Parameter("overrides", "list", None, "further Hydra overrides for every step, e.g. [\"model.net.dropout=0.1\"]",
               _check_overrides),
 )
@@ -220,8 +221,7 @@ def override_key(override: str) -> str:
     return override.split("=", 1)[0].lstrip("+~").strip()
 
 
-def defaults_from(cfg: DictConfig, choices: Mapping[str, str], overrides: Sequence[str],
-                  force_rerun: bool) -> dict[str, Any]:
+def defaults_from(cfg: DictConfig, choices: Mapping[str, str], overrides: Sequence[str]) -> dict[str, Any]:
     """Parameter values for a run composed from ``overrides``: the config ``cfg`` and its config-group
     ``choices`` (which file of each group was chosen, e.g. ``data: decathlon``)."""
     values: dict[str, Any] = {}
@@ -235,7 +235,6 @@ def defaults_from(cfg: DictConfig, choices: Mapping[str, str], overrides: Sequen
             if p.name == "data_size" and not _group_has(choices["data"], "num_cases"):
                 node = 0  # an overlay may add num_cases to any source; only generated data has a size
             values[p.name] = OmegaConf.to_object(node) if OmegaConf.is_config(node) else node
-    values["force_rerun"] = force_rerun
     values["overrides"] = [o for o in overrides if override_key(o) not in PARAMETERS_BY_KEY]
     return values
 

@@ -67,7 +67,7 @@ class Plan:
 def plan_from_overrides(overrides: Sequence[str]) -> Plan:
     """Validate command-line overrides: parameters are lifted out of them and typed, the rest is kept."""
     cfg, choices = compose_with_choices(overrides)
-    raw = defaults_from(cfg, choices, list(overrides), bool(cfg.pipeline.force_rerun))
+    raw = defaults_from(cfg, choices, list(overrides))
     return plan_from_parameters(raw)
 
 
@@ -91,9 +91,9 @@ def check_step_settings(cfg: DictConfig) -> None:
             raise PipelineError(f"config key 'pipeline.steps.{name}.{unknown[0]}': unknown setting "
                                 f"(settings: {', '.join(STEP_SETTINGS)})")
     for s in STEPS:
-        if s.queue not in cfg.pipeline.queues and not _setting(cfg, s, "queue"):
-            raise PipelineError(f"config key 'pipeline.queues.{s.queue}': step '{s.name}' runs on queue kind "
-                                f"'{s.queue}', which has no queue name")
+        if s.queue_kind not in cfg.pipeline.queues and not _setting(cfg, s, "queue"):
+            raise PipelineError(f"config key 'pipeline.queues.{s.queue_kind}': step '{s.name}' runs on queue kind "
+                                f"'{s.queue_kind}', which has no queue name")
 
 
 def _setting(cfg: DictConfig, step: Step, key: str) -> Any:
@@ -102,7 +102,7 @@ def _setting(cfg: DictConfig, step: Step, key: str) -> Any:
 
 def step_queue(cfg: DictConfig, step: Step) -> str:
     """``pipeline.steps.<step>.queue``, else the queue named for the step's queue kind (``pipeline.queues``)."""
-    return str(_setting(cfg, step, "queue") or cfg.pipeline.queues[step.queue])
+    return str(_setting(cfg, step, "queue") or cfg.pipeline.queues[step.queue_kind])
 
 
 def step_docker(cfg: DictConfig, step: Step) -> tuple[str | None, str | None]:
@@ -113,6 +113,12 @@ def step_docker(cfg: DictConfig, step: Step) -> tuple[str | None, str | None]:
     image = own.get("image") or common.image
     args = own.get("args") or step.docker_args or common.args
     return (str(image) if image else None), (str(args) if args else None)
+
+
+def step_time_limit(cfg: DictConfig, step: Step) -> float | None:
+    """``pipeline.steps.<step>.time_limit`` (minutes) in seconds, as ``add_step(time_limit=...)`` counts them."""
+    minutes = _setting(cfg, step, "time_limit")
+    return float(minutes) * 60.0 if minutes else None
 
 
 def step_parameters(step: Step, plan: Plan, run_id: str) -> dict[str, str]:
@@ -228,7 +234,6 @@ def build(plan: Plan, command: str) -> Any:
         if step.retry_overrides is not None and int(retries.count) > 0:
             retry = GrowingDelayRetry(retries.count, retries.delay, retries.backoff, retries.max_delay,
                                       resume_parameters={f"Hydra/{k}": v for k, v in map(_split, step.retry_overrides)})
-        limit = _setting(plan.cfg, step, "time_limit")
         pipe.add_step(
             name=step.name, parents=list(step.parents),
             base_task_factory=_step_task_factory(step, source, plan, project),
@@ -238,7 +243,7 @@ def build(plan: Plan, command: str) -> Any:
             retry_on_failure=retry if retry is not None else 0,
             monitor_metrics=[(m, m) for m in step.monitor_metrics] or None,
             monitor_models=list(step.monitor_models) or None,
-            time_limit=float(limit) if limit else None,
+            time_limit=step_time_limit(plan.cfg, step),
         )
     return pipe
 

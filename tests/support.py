@@ -73,7 +73,7 @@ def model_metadata(model: dict[str, Any]) -> dict[str, str]:
 
 # A throwaway fourth step: one DAG entry and one component file, nothing else (issue: "a new step costs one
 # file"). It reads evaluate's test Dice through the DAG's hand-over and hands on a verdict.
-REPORT_STEP_ENTRY = '''    Step("report", task_type="qc", queue="cpu", parents=("evaluate",),
+REPORT_STEP_ENTRY = '''    Step("report", task_type="qc", queue_kind="cpu", parents=("evaluate",),
          inputs=("test_mean_dice", "published"), outputs=("verdict",)),
 '''
 REPORT_COMPONENT = '''"""Report step (a test's throwaway step): a verdict on evaluate's test Dice."""

@@ -174,3 +174,15 @@ def test_a_result_that_hands_on_other_names_than_the_dag_declares_is_refused(tin
 
     with pytest.raises(RuntimeError, match=r"handed on \['dataset_id'\], but pipelines/dag.py declares"):
         wrong(tiny_cfg())
+
+
+def test_resuming_a_finished_run_reports_its_best_not_a_blank(tiny_cfg: Cfg) -> None:
+    """A retry that lands after the last epoch trains nothing; the best validation Dice and its epoch come
+    back from the checkpoint (MONAI keeps them on the engine state, which ignite does not save)."""
+    cfg = tiny_cfg("train.max_epochs=2")
+    preprocess.run(cfg)
+    first = train.run(cfg)
+    again = train.run(tiny_cfg("train.max_epochs=2", "train.resume=auto"))
+    assert again["resumed_from_epoch"] == 2 and again["epochs"] == 2
+    assert (again["best_val_mean_dice"], again["best_epoch"]) == (first["best_val_mean_dice"], first["best_epoch"])
+    assert again["best_checkpoint"] == first["best_checkpoint"]

@@ -54,7 +54,7 @@ def test_failing_step_exits_promptly_under_cpu_load(tmp_path: Path, cpu_load: No
         assert finished.returncode == 2, finished.output[-4000:]
         assert "ERROR in preprocess: config key 'data.images_dir'" in finished.output
         assert "process still alive" not in finished.output, f"attempt {attempt} needed the exit watchdog"
-        # closed as failed: the offline session archive was written, with the task marked failed
+        # closed: the offline session archive was written (the failure in it: the next test)
         assert "Offline session stored in" in finished.output, finished.output[-4000:]
         print(f"attempt {attempt}: exited in {took:.1f}s")
 
@@ -67,6 +67,7 @@ def test_failing_step_is_recorded_failed_in_its_offline_session(tmp_path: Path) 
     session = OfflineSession.read(sessions[0])
     # an offline session has no status (clearml_compat.record_offline_failure): the failure is a parameter
     failure = section(session.task, "Failure")
+    assert section(session.task, "Hydra")["data"] == "folder", "recording the failure must keep the other parameters"
     assert failure["exit_code"] == "2" and failure["step"] == "preprocess"
     assert "data.images_dir" in failure["message"]
     assert "ERROR in preprocess" in session.log(), session.log()[-2000:]

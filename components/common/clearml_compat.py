@@ -97,7 +97,7 @@ def record_offline_failure(task: Any, step: str, code: int, message: str) -> Non
     if not task.is_offline():
         return
     check_version("offline failure record")
-    task.set_parameters({"Failure/step": step, "Failure/exit_code": code, "Failure/message": message})
+    task.update_parameters({"Failure/step": step, "Failure/exit_code": code, "Failure/message": message})
 
 
 def access_key_configured() -> bool:
@@ -131,8 +131,9 @@ CHECKPOINT_ATOMIC = False
 
 # clearml 2.1.12's PipelineController.add_step(monitor_models=...) matches model names exactly (the
 # documented "*" pattern is not applied), so the best model is registered under a fixed file name, and its
-# entry on the task is named after that file's stem.
-BEST_MODEL_FILE = "best.pt"
+# entry on the task (what pipelines/dag.py monitors) is named after that file's stem.
+BEST_MODEL_NAME = "best"
+BEST_MODEL_FILE = f"{BEST_MODEL_NAME}.pt"
 
 
 def input_model(model_id: str) -> Any | None:

@@ -80,7 +80,9 @@ def fetch_model(model_id: str) -> Path:
 
 def set_outputs(task: Task, **values: Any) -> None:
     """Record step outputs as ``Outputs/<name>`` parameters (for pipeline references and the UI)."""
-    task.update_parameters({f"{OUTPUTS_SECTION}/{k}": "" if v is None else str(v) for k, v in values.items()})
+    # "null", not "": an empty value would reach a consumer as the Hydra override "++inputs.<name>" (no value),
+    # which Hydra refuses; null arrives as None
+    task.update_parameters({f"{OUTPUTS_SECTION}/{k}": "null" if v is None else str(v) for k, v in values.items()})
 
 
 @dataclass(frozen=True)

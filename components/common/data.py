@@ -8,7 +8,6 @@ from typing import Any, Sequence
 from monai.data import CacheDataset, DataLoader, Dataset, PersistentDataset
 from monai.transforms import Compose
 from omegaconf import DictConfig
-from torch.utils.data import Sampler
 
 from .errors import ConfigError
 
@@ -33,11 +32,7 @@ def make_dataset(records: Sequence[dict[str, Any]], transform: Compose, cache_cf
     raise ConfigError(f"{key}.type", f"unknown cache type '{kind}' (expected cache, persistent or none)")
 
 
-def make_loader(dataset: Dataset, batch_size: int, shuffle: bool, num_workers: int,
-                sampler: Sampler | None = None) -> DataLoader:
-    """MONAI DataLoader (collates the lists produced by multi-sample crops, seeds workers).
-
-    With a (distributed) ``sampler``, the sampler decides the order and ``shuffle`` is ignored.
-    """
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle and sampler is None, sampler=sampler,
-                      num_workers=num_workers, pin_memory=False, persistent_workers=num_workers > 0)
+def make_loader(dataset: Dataset, batch_size: int, shuffle: bool, num_workers: int) -> DataLoader:
+    """MONAI DataLoader (collates the lists produced by multi-sample crops, seeds workers)."""
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers, pin_memory=False,
+                      persistent_workers=num_workers > 0)

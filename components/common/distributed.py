@@ -23,6 +23,7 @@ import torch.distributed as dist
 from omegaconf import DictConfig, OmegaConf
 
 from .errors import ConfigError
+from .runtime import die_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,7 @@ def _init(rank: int, world_size: int, backend: str, port: int) -> None:
 def _child(fn: Callable[..., Any], rank: int, world_size: int, backend: str, port: int, cfg: dict,
            ctx: Any) -> None:
     logging.basicConfig(level=logging.WARNING)
+    die_with_parent()  # a rank never outlives rank 0 (the step's process)
     _init(rank, world_size, backend, port)
     try:
         config = OmegaConf.create(cfg)

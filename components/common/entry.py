@@ -36,9 +36,12 @@ log = logging.getLogger(__name__)
 
 RESOLVED_CONFIG_NAME = "config.resolved.yaml"
 RESULT_NAME = "result.json"
-# a process that has decided to exit but is still alive after this long (e.g. stuck in an SDK exit
-# handler) is ended with its exit code
+# a process that has decided to exit but is still alive this long after (e.g. stuck in an SDK exit handler)
+# is ended with its exit code: a failed step waits up to REPO_WAIT_S for the SDK's repository detection and
+# then gets EXIT_GRACE_S; a finished step gets CLOSE_GRACE_S to close its task (uploads included)
+REPO_WAIT_S = 300.0
 EXIT_GRACE_S = 120.0
+CLOSE_GRACE_S = 1800.0
 EXIT_USER_ERROR = 2
 EXIT_FAILURE = 1
 
@@ -73,17 +76,25 @@ class StepContext:
         return self.step.name
 
     def input(self, name: str) -> Any:
-        """``inputs.<name>`` if set; else what the producing step of this run handed on (its result.json)."""
+        """``inputs.<name>`` if set. Else, for a step run on its own in an earlier run's folder, what a local
+        run would hand over (``dag.local_handover``) from the producer's result.json, unless another input
+        from the same producer was set by hand (then that one is meant)."""
         if name not in self.step.inputs:
             raise KeyError(f"step '{self.name}' does not declare the input '{name}' (pipelines/dag.py)")
-        value = OmegaConf.select(self.cfg, f"inputs.{name}", default=None)
-        if value not in (None, ""):
+        value = self._given(name)
+        if value is not None:
             return value
-        producer = dag.producer(self.step, name)
-        result = producer.folder(str(self.cfg.paths.run_dir)) / RESULT_NAME
-        if result.is_file():
-            return json.loads(result.read_text()).get("outputs", {}).get(name)
-        return None
+        handover = dag.local_handover(self.step)
+        source = handover.get(name)
+        if source is None or any(self._given(n) is not None for n in self.step.inputs
+                                 if dag.producer(self.step, n) is source):
+            return None
+        result = source.folder(str(self.cfg.paths.run_dir)) / RESULT_NAME
+        return json.loads(result.read_text()).get("outputs", {}).get(name) if result.is_file() else None
+
+    def _given(self, name: str) -> Any:
+        value = OmegaConf.select(self.cfg, f"inputs.{name}", default=None)
+        return None if value in (None, "") else value
 
 
 def step(name: str) -> Callable[[Callable[[DictConfig, StepContext], R]], Callable[..., R]]:
@@ -141,9 +152,10 @@ def run_step(cfg: DictConfig, name: str, run: Callable[..., Any]) -> int:
 
     Returns the process exit code, for ``sys.exit``. On failure the error goes to stderr (so it is in the
     task's console log), the task is flushed and the process exits non-zero, which marks the task failed:
-    ClearML's exit handler does it locally and offline, the agent under an agent. (Marking it failed from
-    here would let an agent see the status change and stop collecting the console output before the
-    message is in it.)
+    ClearML's exit handler does it for a local online task, the agent under an agent (marking it failed
+    from here would let an agent stop collecting the console output before the message is in it); an
+    offline session has no status, so the failure is recorded in it (``clearml_compat.record_offline_failure``).
+    Either way an exit watchdog is armed first, so the process ends even if closing the task hangs.
     """
     task = tracking.init_step_task(cfg, name, dag.by_name()[name].task_type)
     try:
@@ -153,28 +165,28 @@ def run_step(cfg: DictConfig, name: str, run: Callable[..., Any]) -> int:
     except Exception as e:  # a bug, or a library error: keep the traceback in the task's log
         traceback.print_exc()
         return _fail(task, name, EXIT_FAILURE, f"{type(e).__name__}: {e}")
+    arm_exit_watchdog(0, CLOSE_GRACE_S)
     tracking.close_task(task)
-    arm_exit_watchdog(0)
     return 0
 
 
 def _fail(task: Task, name: str, code: int, message: str) -> int:
+    arm_exit_watchdog(code, REPO_WAIT_S + EXIT_GRACE_S)
     log.error("%s step failed: %s", name, message)
     print(f"ERROR in {name}: {message}", file=sys.stderr, flush=True)
     clearml_compat.record_offline_failure(task, name, code, message)
     # let the SDK's repository detection finish, so that its exit handler has no thread to kill
-    clearml_compat.wait_for_repo_detection(task)
+    clearml_compat.wait_for_repo_detection(task, REPO_WAIT_S)
     task.flush(wait_for_uploads=True)
-    arm_exit_watchdog(code)
     return code
 
 
-def arm_exit_watchdog(code: int, grace: float = EXIT_GRACE_S) -> threading.Thread:
+def arm_exit_watchdog(code: int, grace: float) -> threading.Thread:
     """End the process with ``code`` if it is still alive ``grace`` seconds from now.
 
-    Called when a step has finished and is about to exit: whatever hangs in an exit handler after that
-    (a library's at-exit hook, a non-daemon thread) cannot keep the process, and with it a pipeline run or
-    an agent's slot, alive.
+    Armed when a step's work is done and only closing and exiting remain: whatever hangs after that
+    (closing the task, a library's at-exit hook, a non-daemon thread) cannot keep the process, and with it
+    a pipeline run or an agent's slot, alive.
     """
     def expire() -> None:
         time.sleep(grace)

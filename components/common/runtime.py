@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ctypes
 import logging
+import signal
+import sys
 
 import torch
 from monai.utils import set_determinism
@@ -10,6 +13,8 @@ from monai.utils import set_determinism
 from .errors import ConfigError
 
 log = logging.getLogger(__name__)
+
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def select_device(requested: str) -> torch.device:
@@ -33,6 +38,17 @@ def select_device(requested: str) -> torch.device:
                                         f"{torch.cuda.device_count()} CUDA device(s)")
         return device
     raise ConfigError("device", f"unknown device '{requested}' (expected auto, cpu, cuda or cuda:N)")
+
+
+def die_with_parent() -> None:
+    """Have the kernel SIGKILL this process when its parent dies, even by SIGKILL (Linux; a no-op elsewhere).
+
+    Used for processes a step starts (a runner's step process, data-parallel ranks), so none outlives the
+    process that started it."""
+    if not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def seed_everything(seed: int) -> None:

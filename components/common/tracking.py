@@ -22,11 +22,6 @@ from .errors import ConfigError
 log = logging.getLogger(__name__)
 
 
-def server_configured() -> bool:
-    """True when ClearML credentials are set (``CLEARML_API_ACCESS_KEY`` or a ``clearml.conf`` from clearml-init)."""
-    return clearml_compat.access_key_configured()
-
-
 def use_offline_mode(clearml_cfg: DictConfig) -> bool:
     """Decide offline mode from ``clearml.offline`` (``auto``, ``true`` or ``false``).
 
@@ -38,7 +33,7 @@ def use_offline_mode(clearml_cfg: DictConfig) -> bool:
     if isinstance(value, bool):
         return value
     if str(value).lower() == "auto":
-        return not server_configured()
+        return not clearml_compat.access_key_configured()
     raise ConfigError("clearml.offline", f"must be auto, true or false, got '{value}'")
 
 

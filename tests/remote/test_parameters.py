@@ -119,7 +119,7 @@ def test_group_parameters_come_from_the_chosen_config_file_not_the_name_key() ->
 
 
 def test_per_step_settings_override_the_dag_defaults() -> None:
-    from pipelines.remote import step_docker, step_queue
+    from pipelines.remote import step_docker, step_queue, step_time_limit
 
     plan = plan_from_overrides([*TINY, "pipeline.queues.gpu=gpus", "++pipeline.steps.train.queue=a100",
                                 "++pipeline.steps.evaluate.docker={image: img:1}", "++pipeline.steps.train.time_limit=5"])
@@ -127,6 +127,7 @@ def test_per_step_settings_override_the_dag_defaults() -> None:
     assert step_queue(plan.cfg, steps["train"]) == "a100" and step_queue(plan.cfg, steps["evaluate"]) == "gpus"
     assert step_docker(plan.cfg, steps["evaluate"]) == ("img:1", None)
     assert step_docker(plan.cfg, steps["train"]) == (None, "--ipc=host")  # the DAG's default args
+    assert step_time_limit(plan.cfg, steps["train"]) == 300.0 and step_time_limit(plan.cfg, steps["evaluate"]) is None
 
 
 @pytest.mark.parametrize("override, message", [

@@ -47,3 +47,33 @@ def test_local_runner_wires_only_declared_inputs_that_were_handed_on() -> None:
                "train": {"outputs": {"model_id": None, "val_mean_dice": 0.5, "checkpoint": "/c/best.pt"}}}
     wired = input_overrides(dag.by_name()["evaluate"], results)
     assert wired == ["++inputs.manifest='/runs/a b/preprocess/manifest.json'", "++inputs.checkpoint='/c/best.pt'"]
+
+
+def test_local_runner_hands_over_files_not_registry_ids() -> None:
+    """Online, train also hands on a model id; a local run still evaluates the checkpoint file (evaluating
+    the registered model would publish it), as before the DAG declared the hand-over."""
+    results = {"preprocess": {"outputs": {"dataset_id": "d1", "manifest": "/m.json"}},
+               "train": {"outputs": {"model_id": "m1", "val_mean_dice": 0.5, "checkpoint": "/best.pt"}}}
+    assert input_overrides(dag.by_name()["evaluate"], results) == ["++inputs.manifest='/m.json'",
+                                                                   "++inputs.checkpoint='/best.pt'"]
+
+
+def test_a_step_on_its_own_reads_earlier_outputs_unless_told_otherwise(tmp_path: Path) -> None:
+    import json
+
+    from components.common.entry import RESULT_NAME, StepContext
+    from pipelines.config import compose_config
+
+    def context(*overrides: str) -> StepContext:
+        cfg = compose_config([f"paths.output_root={tmp_path}", "paths.run_id=r", *overrides])
+        return StepContext(dag.by_name()["evaluate"], cfg, tmp_path / "r" / "evaluate")
+
+    train_dir = tmp_path / "r" / "train"
+    train_dir.mkdir(parents=True)
+    (train_dir / RESULT_NAME).write_text(json.dumps({"outputs": {"model_id": "m1", "checkpoint": "/best.pt"}}))
+    assert context().input("checkpoint") == "/best.pt" and context().input("model_id") is None
+    assert context().input("manifest") is None  # preprocess of run r left no result
+    by_hand = context("inputs.model_id=m2")
+    assert by_hand.input("model_id") == "m2" and by_hand.input("checkpoint") is None  # the hand-set one is meant
+    with pytest.raises(KeyError, match="does not declare the input 'verdict'"):
+        context().input("verdict")
