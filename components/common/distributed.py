@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import logging
 import multiprocessing as mp
+import os
 import socket
+import sys
 from dataclasses import replace
 from typing import Any, Callable
 
@@ -71,8 +73,16 @@ def _child(fn: Callable[..., Any], rank: int, world_size: int, backend: str, por
     try:
         config = OmegaConf.create(cfg)
         fn(config, replace(ctx, cfg=config, task=None), rank=rank, world_size=world_size)
+        dist.barrier()  # every rank is done before any tears its process group down
     finally:
         dist.destroy_process_group()
+    # End without the interpreter's teardown. After all its work, a rank was seen to abort there under CPU
+    # load ("terminate called without an active exception", exit code -6: a C++ thread of torch/gloo still
+    # joinable when static objects are destroyed), which failed a finished run. A failure above raises
+    # instead, and multiprocessing reports it as exit code 1.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def run_data_parallel(fn: Callable[..., Any], cfg: DictConfig, ctx: Any, nproc: int, backend: str) -> Any:
@@ -95,18 +105,22 @@ def run_data_parallel(fn: Callable[..., Any], cfg: DictConfig, ctx: Any, nproc: 
     try:
         _init(0, nproc, backend, port)
         config = OmegaConf.create(resolved)
-        return fn(config, replace(ctx, cfg=config), rank=0, world_size=nproc)
+        result = fn(config, replace(ctx, cfg=config), rank=0, world_size=nproc)
+        dist.barrier()
+        return result
     except BaseException:
         failed = True
         raise
     finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
+        # the other ranks leave first: rank 0 hosts the rendezvous store their process groups still talk to
+        # while they tear down (a rank that lost it aborted: "terminate called without an active exception")
         for p in children:
             p.join(timeout=1.0 if failed else JOIN_TIMEOUT_S)
             if p.is_alive():
                 p.terminate()
                 p.join(timeout=10.0)
+        if dist.is_initialized():
+            dist.destroy_process_group()
         codes = {p.name: p.exitcode for p in children if p.exitcode != 0}
         if codes and not failed:
             raise RuntimeError(f"data-parallel training: ranks ended with errors {codes}")
