@@ -101,8 +101,9 @@ def git_commit(path: Path) -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
-def find_resume_checkpoint(resume: Any, checkpoint_dir: Path, max_epochs: int) -> Path | None:
-    """``train.resume``: null (fresh start), ``auto`` (newest readable epoch checkpoint, if any) or a file.
+def find_resume_checkpoint(resume: Any, checkpoint_dir: Path, max_epochs: int) -> tuple[Path, int] | None:
+    """``train.resume``: null (fresh start), ``auto`` (newest readable epoch checkpoint, if any) or a file;
+    returns the checkpoint and the epochs it has trained.
 
     ``auto`` skips a newest checkpoint that a crash left unreadable and takes the one before; when
     checkpoints exist but none is readable it stops instead of silently starting over. A checkpoint that
@@ -140,12 +141,12 @@ def _trained_epochs(path: Path) -> int:
     return int(state["iteration"]) // int(state["epoch_length"])
 
 
-def _check_epochs(path: Path, epoch: int, max_epochs: int) -> Path:
+def _check_epochs(path: Path, epoch: int, max_epochs: int) -> tuple[Path, int]:
     if epoch > max_epochs:
         raise ConfigError("train.max_epochs", f"is {max_epochs}, but checkpoint {path} has already trained {epoch} "
                                               "epochs; raise train.max_epochs to continue it, or set "
                                               "train.resume=null to start from scratch")
-    return path
+    return path, epoch
 
 
 def _check_config(cfg: DictConfig) -> None:
@@ -199,10 +200,10 @@ def train_rank(cfg: DictConfig, ctx: StepContext, rank: int = 0, world_size: int
 
     checkpoints = _attach_checkpoints(trainer, evaluator, ctx.dir / "checkpoints", int(tcfg.checkpoint.keep_last),
                                       net, optimizer, scheduler)
-    resume_from = find_resume_checkpoint(tcfg.resume, ctx.dir / "checkpoints", int(tcfg.max_epochs))
-    if resume_from is not None:
-        log.info("resuming from %s", resume_from)
-        CheckpointLoader(load_path=str(resume_from), load_dict=checkpoints.resume_objects(),
+    resume = find_resume_checkpoint(tcfg.resume, ctx.dir / "checkpoints", int(tcfg.max_epochs))
+    if resume is not None:
+        log.info("resuming from %s (epoch %d)", *resume)
+        CheckpointLoader(load_path=str(resume[0]), load_dict=checkpoints.resume_objects(),
                          map_location=device).attach(trainer)  # type: ignore[arg-type]  # (torch.load accepts a device)
         trainer.add_event_handler(Events.STARTED, checkpoints.forget_missing_files)
     try:
@@ -215,7 +216,8 @@ def train_rank(cfg: DictConfig, ctx: StepContext, rank: int = 0, world_size: int
         raise
     if not lead:
         return TrainResult()
-    return _result(cfg, ctx, manifest, dataset, trainer, evaluator, checkpoints, resume_from, device, world_size)
+    return _result(cfg, ctx, manifest, dataset, trainer, evaluator, checkpoints, resume[1] if resume else None, device,
+                   world_size)
 
 
 def _loaders(cfg: DictConfig, manifest: Manifest, cache_dir: Path, rank: int, world_size: int) -> tuple[Any, Any]:
@@ -356,7 +358,7 @@ def _attach_tracking(trainer: Engine, evaluator: Engine, log_dir: Path, clearml:
 
 
 def _result(cfg: DictConfig, ctx: StepContext, manifest: Manifest, dataset: dict[str, Any], trainer: Engine,
-            evaluator: Engine, checkpoints: Checkpoints, resume_from: Path | None, device: torch.device,
+            evaluator: Engine, checkpoints: Checkpoints, resumed_from_epoch: int | None, device: torch.device,
             world_size: int) -> TrainResult:
     state: Any = evaluator.state  # MONAI's Workflow adds best_metric and best_metric_epoch
     output: Any = trainer.state.output
@@ -366,7 +368,7 @@ def _result(cfg: DictConfig, ctx: StepContext, manifest: Manifest, dataset: dict
         best_checkpoint=str(best_path) if best_path else None, last_checkpoint=str(last_path) if last_path else None,
         best_val_mean_dice=float(state.best_metric), best_epoch=int(state.best_metric_epoch),
         epochs=int(trainer.state.epoch),
-        resumed_from_epoch=_resumed_epoch(resume_from),
+        resumed_from_epoch=resumed_from_epoch,
         final_loss=float(output[0]["loss"]) if output else None,
         device=str(device), world_size=world_size, iterations_per_epoch=int(trainer.state.epoch_length or 0))
     registered = _register_models(cfg, ctx.task, manifest, dataset, result, checkpoints.last) if ctx.task else {}
@@ -379,10 +381,6 @@ def _result(cfg: DictConfig, ctx: StepContext, manifest: Manifest, dataset: dict
                          f"best model: {result['best_checkpoint']}"]
     log.info("%s; checkpoint %s", result["summary"][0], result["best_checkpoint"])
     return result
-
-
-def _resumed_epoch(resume_from: Path | None) -> int | None:
-    return _trained_epochs(resume_from) if resume_from is not None else None
 
 
 def _register_models(cfg: DictConfig, task: Task, manifest: Manifest, dataset: dict[str, Any],

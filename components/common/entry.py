@@ -89,8 +89,8 @@ class StepContext:
         if source is None or any(self._given(n) is not None for n in self.step.inputs
                                  if dag.producer(self.step, n) is source):
             return None
-        result = source.folder(str(self.cfg.paths.run_dir)) / RESULT_NAME
-        return json.loads(result.read_text()).get("outputs", {}).get(name) if result.is_file() else None
+        folder = source.folder(str(self.cfg.paths.run_dir))
+        return read_result(folder).get("outputs", {}).get(name) if (folder / RESULT_NAME).is_file() else None
 
     def _given(self, name: str) -> Any:
         value = OmegaConf.select(self.cfg, f"inputs.{name}", default=None)
