@@ -61,7 +61,6 @@ SAVED_PRED = "pred_saved"  # the class map inverted to the source space, written
 class EvaluateResult(StepResult, total=False):
     checkpoint: str
     metrics: dict[str, Any]
-    published: bool | None
     metrics_csv: str
     metrics_json: str
     predictions: str
@@ -104,37 +103,54 @@ def run(cfg: DictConfig, ctx: StepContext) -> EvaluateResult:
     models.load_network_weights(net, checkpoint, device,
                                 key="inputs.model_id" if ctx.input("model_id") else "inputs.checkpoint")
 
+    overlays = OverlayWriter(out / "overlays", int(cfg.evaluate.num_overlays))
+    pred_dir = out / "predictions"
+    log.info("evaluating %s on %d test case(s)", checkpoint.name, len(records))
+    summary, rows = score(cfg, net, records, manifest.labels, device, handlers=[overlays, _metrics_saver(out / "metrics")],
+                          pred_dir=pred_dir if cfg.evaluate.save_predictions else None)
+    for row in rows:
+        log.info("%s: %s", row["case"], "  ".join(f"{k} {v}" for k, v in row.items() if k != "case"))
+    model_id = ctx.input("model_id")
+    csv_path, metrics_path = _write_metrics(out, rows, summary, weights={"checkpoint": str(checkpoint), "model_id": model_id})
+    metrics_url = None
+    if task is not None:
+        metrics_url = _report(task, rows, summary, csv_path, metrics_path, overlays.paths)
+        if model_id:
+            clearml_io.report_test_metrics_on_model(str(model_id), _model_metrics(summary))
+    lines = summary_lines(summary, foreground_names(manifest.labels))
+    for line in lines:
+        log.info("%s", line)
+    return EvaluateResult(
+        checkpoint=str(checkpoint), metrics=summary, metrics_csv=str(csv_path.resolve()),
+        metrics_json=str(metrics_path.resolve()), predictions=str(pred_dir.resolve()),
+        overlays=[str(p.resolve()) for p in overlays.paths], num_cases=len(rows),
+        outputs={"test_mean_dice": round(summary["mean_dice"], 5), "metrics_url": metrics_url,
+                 "metrics_json": str(metrics_path.resolve())}, summary=lines)
+
+
+def foreground_names(labels: dict[str, str]) -> list[str]:
+    """Foreground class names in label order (the manifest's ``labels`` without background)."""
+    return [labels[str(c)] for c in range(1, len(labels))]
+
+
+def score(cfg: DictConfig, net: torch.nn.Module, records: list[dict[str, str]], labels: dict[str, str],
+          device: torch.device, handlers: list[Any] | None = None,
+          pred_dir: Path | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Test metrics of ``net`` on ``records``: the summary (``summarize``) and one row per case (``case_rows``).
+
+    The promote step scores the production model with this too, so both sides of a comparison are
+    measured by the same code on the same cases."""
     percentile = float(cfg.evaluate.hausdorff_percentile)
     hd_name = metrics.hd_name(percentile)
     hausdorff = metrics.PhysicalHausdorffDistance(percentile=percentile,
                                                   output_transform=from_engine(["pred", "label"]))
-    overlays = OverlayWriter(out / "overlays", int(cfg.evaluate.num_overlays))
-    pred_dir = out / "predictions"
-    evaluator = build_evaluator(cfg, net, records, manifest.num_classes, device, hd_name, hausdorff,
-                                handlers=[overlays, _metrics_saver(out / "metrics")],
-                                pred_dir=pred_dir if cfg.evaluate.save_predictions else None)
-    log.info("evaluating %s on %d test case(s)", checkpoint.name, len(records))
+    evaluator = build_evaluator(cfg, net, records, len(labels), device, hd_name, hausdorff,
+                                handlers=list(handlers or []), pred_dir=pred_dir)
     evaluator.run()
-
-    class_names = [manifest.labels[str(c)] for c in range(1, manifest.num_classes)]
+    names = foreground_names(labels)
     dice, hd = (evaluator.state.metric_details[k].detach().cpu().numpy() for k in (DICE, hd_name))
-    rows = case_rows([r["id"] for r in records], dice, hd, class_names, hd_name)
-    summary = summarize(dice, hd, class_names, percentile, hausdorff.unit)
-    for row in rows:
-        log.info("%s: %s", row["case"], "  ".join(f"{k} {v}" for k, v in row.items() if k != "case"))
-    csv_path, metrics_path = _write_metrics(out, rows, summary)
-    published = None
-    if task is not None:
-        _report(task, rows, summary, csv_path, metrics_path, overlays.paths)
-        published = _publish(cfg, ctx.input("model_id"), summary)
-    lines = summary_lines(summary, class_names)
-    for line in lines:
-        log.info("%s", line)
-    return EvaluateResult(
-        checkpoint=str(checkpoint), metrics=summary, published=published, metrics_csv=str(csv_path.resolve()),
-        metrics_json=str(metrics_path.resolve()), predictions=str(pred_dir.resolve()),
-        overlays=[str(p.resolve()) for p in overlays.paths], num_cases=len(rows),
-        outputs={"test_mean_dice": round(summary["mean_dice"], 5), "published": published}, summary=lines)
+    rows = case_rows([r["id"] for r in records], dice, hd, names, hd_name)
+    return summarize(dice, hd, names, percentile, hausdorff.unit), rows
 
 
 def build_evaluator(cfg: DictConfig, net: torch.nn.Module, records: list[dict[str, str]], num_classes: int,
@@ -224,36 +240,29 @@ def summary_lines(summary: dict[str, Any], class_names: list[str]) -> list[str]:
     return lines
 
 
-def _write_metrics(out: Path, rows: list[dict[str, Any]], summary: dict[str, Any]) -> tuple[Path, Path]:
-    """``metrics.csv`` (one row per case; empty cell = no finite value) and ``metrics.json``."""
+def _write_metrics(out: Path, rows: list[dict[str, Any]], summary: dict[str, Any],
+                   weights: dict[str, Any]) -> tuple[Path, Path]:
+    """``metrics.csv`` (one row per case; empty cell = no finite value) and ``metrics.json`` (summary, cases
+    and the weights evaluated: what the promote step compares the production model against)."""
     csv_path = out / "metrics.csv"
     with csv_path.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0].keys()))
         writer.writeheader()
         writer.writerows(rows)
     metrics_path = out / "metrics.json"
-    metrics_path.write_text(json.dumps({"summary": summary, "cases": rows}, indent=2))
+    metrics_path.write_text(json.dumps({"summary": summary, "cases": rows, "weights": weights}, indent=2))
     return csv_path, metrics_path
 
 
-def _publish(cfg: DictConfig, model_id: str | None, summary: dict[str, Any]) -> bool | None:
-    """With ``inputs.model_id``: attach the test metrics to the model and publish it if mean Dice reaches
-    ``evaluate.publish_min_dice``; None without a model id."""
-    if not model_id:
-        return None
+def _model_metrics(summary: dict[str, Any]) -> dict[str, float]:
+    """The test metrics recorded on the evaluated model (its metadata in the model registry)."""
     name = summary["hd_name"]
-    threshold = float(cfg.evaluate.publish_min_dice)
-    publish = summary["mean_dice"] >= threshold
-    outcome = clearml_io.report_test_metrics_on_model(
-        str(model_id), {"test_mean_dice": summary["mean_dice"], f"test_mean_{name}": summary[f"mean_{name}"]},
-        publish=publish)
-    log.info("model %s: test mean Dice %.4f vs threshold %.4f -> %s", model_id, summary["mean_dice"], threshold,
-             outcome.describe(publish))
-    return outcome.published
+    return {"test_mean_dice": summary["mean_dice"], f"test_mean_{name}": summary[f"mean_{name}"]}
 
 
 def _report(task: Task, rows: list[dict[str, Any]], summary: dict[str, Any], csv_path: Path, metrics_path: Path,
-            overlays: list[Path]) -> None:
+            overlays: list[Path]) -> str | None:
+    """Log the metrics, overlays and files to the task; returns the URL of the uploaded ``metrics.json``."""
     name, unit = summary["hd_name"], summary["hd_unit"]
     logger = task.get_logger()
     tracking.report_values(task, "test", {"mean_dice": summary["mean_dice"], f"mean_{name}": summary[f"mean_{name}"]},
@@ -267,6 +276,7 @@ def _report(task: Task, rows: list[dict[str, Any]], summary: dict[str, Any], csv
         logger.report_image("overlay", path.stem, iteration=0, local_path=str(path))
     task.upload_artifact("metrics_csv", artifact_object=str(csv_path), wait_on_upload=True)
     task.upload_artifact("metrics", artifact_object=str(metrics_path), wait_on_upload=True)
+    return None if task.is_offline() else str(task.artifacts["metrics"].url)
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")

@@ -50,7 +50,7 @@ def run(cfg: DictConfig, ctx: StepContext) -> PreprocessResult:
     data_cfg = cfg.data
     seed = int(cfg.seed)
 
-    cases, labels = collect_cases(data_cfg, out, seed)
+    cases, labels, origin = collect_cases(data_cfg, out, seed)
     if len(labels) != int(data_cfg.num_classes):
         raise DataError(str(data_cfg.get("root") or out), f"declares {len(labels)} classes {labels} but "
                         f"config key 'data.num_classes' is {data_cfg.num_classes}; make them agree")
@@ -62,7 +62,7 @@ def run(cfg: DictConfig, ctx: StepContext) -> PreprocessResult:
         split_cases = [_copy_into(c, out) for c in split_cases]
     rejected = [{"id": r.case.id, "image": r.case.image, "label": r.case.label, "problems": r.problems} for r in bad]
     stats = summarize(good)
-    manifest = Manifest(labels=labels, cases=split_cases, source={"type": str(data_cfg.source), "name": str(data_cfg.name)},
+    manifest = Manifest(labels=labels, cases=split_cases, source=origin,
                         stats=stats, rejected=rejected, seed=seed, root=out)
     manifest_path = manifest.save(out)
     report_path = out / REPORT_NAME
@@ -79,7 +79,7 @@ def run(cfg: DictConfig, ctx: StepContext) -> PreprocessResult:
             raise ConfigError("clearml.dataset.publish", "publishing a Dataset needs a ClearML task (run the step's "
                                                        "entry point, not run() alone)")
         dataset = clearml_io.publish_dataset(out, str(cfg.clearml.dataset.project), str(cfg.clearml.dataset.name),
-                                             tags=list(cfg.clearml.tags or []))
+                                             tags=list(cfg.clearml.tags or []), raw=origin)
     return PreprocessResult(
         manifest=str(manifest_path.resolve()), dataset=dataset, validation_report=str(report_path.resolve()),
         num_valid=len(good), num_rejected=len(bad), splits=counts, stats=stats,

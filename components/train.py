@@ -387,14 +387,17 @@ def _register_models(cfg: DictConfig, task: Task, manifest: Manifest, dataset: d
                      result: TrainResult, last: ModelCheckpoint) -> dict[str, str]:
     """Register the best checkpoint (and, offline, the kept epoch checkpoints) as output models with lineage.
 
-    The best model's metadata holds what is needed to trace and rebuild it: git commit, dataset id and
-    version, seed, validation Dice; its configuration is the resolved run config.
+    The best model's metadata holds what is needed to trace and rebuild it: git commit, the prepared
+    Dataset's id and version and the raw Dataset version it was prepared from (data=clearml_dataset),
+    seed, validation Dice; its configuration is the resolved run config.
     """
     val_dice = round(result["best_val_mean_dice"], 5)
     metadata = {"val_mean_dice": val_dice, "best_epoch": result["best_epoch"], "seed": int(cfg.seed),
                 "git_commit": git_commit(Path(__file__).parent) or "unknown", "model": str(cfg.model.name),
                 "dataset_id": dataset.get("id", ""), "dataset_version": dataset.get("version", ""),
-                "dataset_path": dataset.get("path", ""), "pipeline_run": _pipeline_run(task)}
+                "dataset_path": dataset.get("path", ""),
+                "raw_dataset_id": manifest.source.get("dataset_id", ""),
+                "raw_dataset_version": manifest.source.get("dataset_version", ""), "pipeline_run": _pipeline_run(task)}
     tags = ["best", f"val_dice={val_dice:.4f}", *(f"{k}={metadata[k]}" for k in ("dataset_id", "pipeline_run")
                                                   if metadata[k])]
     config = OmegaConf.to_container(cfg, resolve=True)

@@ -78,8 +78,14 @@ STEPS: tuple[Step, ...] = (
          retry_overrides=("train.resume=auto",), monitor_models=(BEST_MODEL_NAME,), docker_args="--ipc=host",
          summary_fields=(("best_checkpoint", "best_checkpoint"), ("best_val_mean_dice", "best_val_mean_dice"))),
     Step("evaluate", task_type="testing", queue_kind="gpu", parents=("train",),
-         inputs=("dataset_id", "manifest", "model_id", "checkpoint"), outputs=("test_mean_dice", "published"),
+         inputs=("dataset_id", "manifest", "model_id", "checkpoint"), outputs=("test_mean_dice", "metrics_url"),
+         local_outputs=("metrics_json",),
          monitor_metrics=(("test", "mean_dice"), ("test", "mean_hd95")), summary_fields=(("test_metrics", "metrics"),)),
+    Step("promote", task_type="qc", queue_kind="gpu", parents=("evaluate",),
+         inputs=("dataset_id", "manifest", "model_id", "metrics_url", "metrics_json"),
+         outputs=("promoted", "production_model_id"),
+         monitor_metrics=(("promotion", "challenger_mean_dice"), ("promotion", "champion_mean_dice")),
+         summary_fields=(("promotion", "decision"),)),
 )
 
 

@@ -205,8 +205,12 @@ PARAMETERS: tuple[Parameter, ...] = (
     _PatchParameter("patch_size", "list", "train.patch_size", "training patch size [x, y, z] in voxels",
                     _check_patch),
     Parameter("seed", "int", "seed", "random seed of data generation, splits and training", _between(0, 2**32 - 1)),
-    Parameter("dice_threshold", "float", "evaluate.publish_min_dice",
-              "evaluate publishes the model when its test mean Dice is at least this", _between(0.0, 1.0)),
+    Parameter("raw_dataset_id", "str", "data.dataset.id",
+              "raw-data ClearML Dataset version to prepare (data=clearml_dataset only; empty: the newest version); "
+              "the new-data trigger sets it"),
+    Parameter("dice_threshold", "float", "promote.min_dice",
+              "with no production model yet, promote the model when its test mean Dice is at least this",
+              _between(0.0, 1.0)),
     Parameter("force_rerun", "bool", "pipeline.force_rerun",
               "re-run cacheable steps (preprocess) even when a cached run matches"),
     Parameter("overrides", "list", None, "further Hydra overrides for every step, e.g. [\"model.net.dropout=0.1\"]",
@@ -234,6 +238,8 @@ def defaults_from(cfg: DictConfig, choices: Mapping[str, str], overrides: Sequen
             node = OmegaConf.select(cfg, p.key, default=None)
             if p.name == "data_size" and not _group_has(choices["data"], "num_cases"):
                 node = 0  # an overlay may add num_cases to any source; only generated data has a size
+            if p.name == "raw_dataset_id":
+                node = node or ""  # unset (null, or a source without it): empty
             values[p.name] = OmegaConf.to_object(node) if OmegaConf.is_config(node) else node
     values["overrides"] = [o for o in overrides if override_key(o) not in PARAMETERS_BY_KEY]
     return values
@@ -252,6 +258,9 @@ def validate(raw: Mapping[str, Any]) -> dict[str, Any]:
         raise ParameterError("data_size", f"data '{values['data']}' has no num_cases; set data_size to 0")
     if values["data_size"] == 0 and _group_has(values["data"], "num_cases"):
         raise ParameterError("data_size", f"must be at least 1 with data '{values['data']}'")
+    if values["raw_dataset_id"] and not _group_has(values["data"], "dataset"):
+        raise ParameterError("raw_dataset_id", f"data '{values['data']}' reads no ClearML Dataset; leave it empty "
+                                               "or choose data=clearml_dataset")
     return values
 
 
@@ -263,8 +272,13 @@ def hydra_overrides(values: Mapping[str, Any]) -> list[str]:
     """The Hydra overrides the typed ``values`` stand for: group choices, then ``overrides``, then the rest."""
     groups = [f"{p.key}={p.text(values[p.name])}" for p in PARAMETERS if p.is_group]
     plain = [f"{p.key}={p.text(values[p.name])}" for p in PARAMETERS
-             if p.key and not p.is_group and not (p.name == "data_size" and values[p.name] == 0)]
+             if p.key and not p.is_group and not _unset(p.name, values[p.name])]
     return [*groups, *values["overrides"], *plain]
+
+
+def _unset(name: str, value: Any) -> bool:
+    """A parameter that only applies to some data sources and is not set: no override is written for it."""
+    return (name == "data_size" and value == 0) or (name == "raw_dataset_id" and not value)
 
 
 def as_ui_values(values: Mapping[str, Any]) -> dict[str, str]:

@@ -80,6 +80,19 @@ def plan_from_parameters(raw: Mapping[str, Any]) -> Plan:
     return Plan(values=values, cfg=cfg, overrides=overrides)
 
 
+def pin_raw_dataset(plan: Plan) -> Plan:
+    """With ``data=clearml_dataset`` and no ``raw_dataset_id``: the id of the newest completed raw version,
+    pinned for this run, so every step sees the same version, the run records which one it trained on and
+    the cached preprocess is reused only for that version (a registered draft stays unpinned)."""
+    if str(plan.cfg.data.source) != "clearml_dataset" or plan.values["raw_dataset_id"]:
+        return plan
+    from components.common.clearml_io import latest_raw_dataset_id
+
+    raw_id = latest_raw_dataset_id(plan.cfg.data.dataset)
+    log.info("raw data: newest version of %s/%s is %s", plan.cfg.data.dataset.project, plan.cfg.data.dataset.name, raw_id)
+    return plan_from_parameters({**plan.values, "raw_dataset_id": raw_id})
+
+
 def check_step_settings(cfg: DictConfig) -> None:
     """``pipeline.steps`` may only name declared steps and known settings; a step's queue kind must exist."""
     steps = {s.name: s for s in STEPS}
@@ -259,6 +272,8 @@ def run(command: str, overrides: Sequence[str]) -> int:
     if command not in COMMANDS:
         raise PipelineError(f"unknown command '{command}' (choose from: {', '.join(COMMANDS)})")
     plan = plan_from_overrides(overrides)
+    if command == "controller":
+        plan = pin_raw_dataset(plan)
     pipe = build(plan, command)
     queue = str(plan.cfg.pipeline.queues.controller)
     print(f"pipeline controller task: {pipe.id}", flush=True)
@@ -285,7 +300,7 @@ def run_on_agent() -> int:
     task: Any = Task.get_task(task_id=_remote_task_id())
     raw = {k.split("/", 1)[1]: v for k, v in task.get_parameters().items() if k.startswith("Args/")}
     try:
-        plan = plan_from_parameters(raw)
+        plan = pin_raw_dataset(plan_from_parameters(raw))
     except PipelineError as e:
         _fail_before_start(task, str(e))
         return 2

@@ -72,9 +72,9 @@ def model_metadata(model: dict[str, Any]) -> dict[str, str]:
 
 
 # A throwaway fourth step: one DAG entry and one component file, nothing else (issue: "a new step costs one
-# file"). It reads evaluate's test Dice through the DAG's hand-over and hands on a verdict.
-REPORT_STEP_ENTRY = '''    Step("report", task_type="qc", queue_kind="cpu", parents=("evaluate",),
-         inputs=("test_mean_dice", "published"), outputs=("verdict",)),
+# file"). It reads evaluate's test Dice and promote's decision through the DAG's hand-over and hands on a verdict.
+REPORT_STEP_ENTRY = '''    Step("report", task_type="qc", queue_kind="cpu", parents=("promote",),
+         inputs=("test_mean_dice", "promoted"), outputs=("verdict",)),
 '''
 REPORT_COMPONENT = '''"""Report step (a test's throwaway step): a verdict on evaluate's test Dice."""
 
@@ -89,7 +89,7 @@ from components.common.entry import StepContext, StepResult, run_step, step
 @step("report")
 def run(cfg: DictConfig, ctx: StepContext) -> StepResult:
     dice = float(ctx.input("test_mean_dice"))
-    verdict = f"{'good' if dice >= 0.5 else 'poor'} ({dice:.5f}, published={ctx.input('published')})"
+    verdict = f"{'good' if dice >= 0.5 else 'poor'} ({dice:.5f}, promoted={ctx.input('promoted')})"
     (ctx.dir / "report.txt").write_text(verdict)
     print(f"report verdict: {verdict}", flush=True)
     return StepResult(outputs={"verdict": verdict}, summary=[f"report: {verdict}"])

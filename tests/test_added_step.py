@@ -22,10 +22,12 @@ def test_local_run_executes_a_step_added_by_one_entry_and_one_file(tmp_path: Pat
                            tmp_path / "run.log", env=env, cwd=checkout.work)
     assert finished.returncode == 0, finished.output[-6000:]
     summary = json.loads((tmp_path / "four" / "summary.json").read_text())
-    assert list(summary["seconds"]) == ["preprocess", "train", "evaluate", "report"]
+    assert list(summary["seconds"]) == ["preprocess", "train", "evaluate", "promote", "report"]
     dice = summary["outputs"]["evaluate"]["test_mean_dice"]
     verdict = summary["outputs"]["report"]["verdict"]
-    assert f"({dice:.5f}, published=None)" in verdict, verdict  # offline: nothing was published
+    promoted = summary["outputs"]["promote"]["promoted"]
+    assert isinstance(promoted, bool)
+    assert f"({dice:.5f}, promoted={promoted})" in verdict, verdict
     assert (tmp_path / "four" / "report" / "report.txt").read_text() == verdict
     assert f"report: {verdict}" in finished.output  # the step's own summary line
     # the runner handed evaluate's output over as the Hydra override inputs.test_mean_dice

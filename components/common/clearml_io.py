@@ -8,7 +8,6 @@ evaluate fetch it by id; evaluate fetches train's model by id.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,23 +24,62 @@ OUTPUTS_SECTION = "Outputs"
 NOT_DATA = ("result.json", "config.resolved.yaml", "*.log", ".hydra/*")
 
 
-def publish_dataset(folder: Path, project: str, name: str, tags: list[str] | None = None) -> dict[str, Any]:
+def publish_dataset(folder: Path, project: str, name: str, tags: list[str] | None = None,
+                    raw: dict[str, Any] | None = None) -> dict[str, Any]:
     """Upload ``folder`` as a new version of the Dataset ``project/name`` and finalize it.
 
-    The new version is parented on the latest completed version of the same name, so ClearML stores
-    only what changed and the lineage of data versions is visible in the UI.
+    Its parents are the latest completed version of the same name and, when the cases came from a raw
+    ClearML Dataset (``raw``: the manifest's source record), that raw version: the data lineage the UI
+    draws. ClearML stores only what changed against the parents (an image copied unchanged from the raw
+    version is not uploaded again); ``sync_folder`` drops what the parents hold but the folder does not.
     """
     parent = latest_dataset(project, name)
+    raw_id = (raw or {}).get("dataset_id")
+    parents = [p for p in (parent.id if parent else None, raw_id) if p]
+    description = (f"prepared from {raw['dataset_project']}/{raw['dataset_name']} version {raw['dataset_version']} "
+                   f"(raw dataset {raw_id})" if raw and raw_id else "prepared data (manifest.json + cases)")
     dataset = Dataset.create(dataset_project=project, dataset_name=name, dataset_tags=tags or None,
-                             parent_datasets=[parent.id] if parent else None)
-    dataset.add_files(path=str(folder), wildcard="*", recursive=True)
+                             parent_datasets=parents or None, description=description)
+    dataset.sync_folder(local_path=str(folder))
     for pattern in NOT_DATA:
         dataset.remove_files(dataset_path=pattern, recursive=True)
     dataset.upload(show_progress=False)
     dataset.finalize(auto_upload=True)
-    log.info("published dataset %s/%s version %s (id %s, parent %s)", project, name, dataset.version, dataset.id,
-             parent.id if parent else None)
-    return {"id": dataset.id, "version": dataset.version, "parent": parent.id if parent else None}
+    log.info("published dataset %s/%s version %s (id %s, parents %s)", project, name, dataset.version, dataset.id,
+             parents or None)
+    return {"id": dataset.id, "version": dataset.version, "parent": parent.id if parent else None,
+            "raw_dataset_id": raw_id}
+
+
+def latest_raw_dataset_id(spec: Any) -> str:
+    """Id of the raw-data Dataset version ``spec`` (``data.dataset``) names, without downloading it."""
+    return str(_raw_dataset(spec).id)
+
+
+def _raw_dataset(spec: Any) -> Dataset:
+    if not clearml_compat.access_key_configured():
+        raise ConfigError("data.dataset", "reading cases from a ClearML Dataset needs a ClearML server: set "
+                                          "CLEARML_API_HOST and credentials (or clearml.conf)")
+    try:
+        if spec.get("id"):
+            return Dataset.get(dataset_id=str(spec.id))
+        if not spec.get("project") or not spec.get("name"):
+            raise ConfigError("data.dataset", "set data.dataset.id, or data.dataset.project and data.dataset.name")
+        return Dataset.get(dataset_project=str(spec.project), dataset_name=str(spec.name),
+                           dataset_version=str(spec.version) if spec.get("version") else None, only_completed=True)
+    except ValueError as e:
+        wanted = spec.get("id") or f"{spec.get('project')}/{spec.get('name')} version {spec.get('version') or 'latest'}"
+        raise ConfigError("data.dataset", f"no completed ClearML Dataset {wanted}: {e}") from e
+
+
+def fetch_raw_dataset(spec: Any) -> tuple[Path, dict[str, Any]]:
+    """Local copy of the raw-data Dataset version ``spec`` names (``data.dataset``: ``id``, or ``project`` +
+    ``name`` with an optional ``version``; the newest completed version by default)."""
+    dataset = _raw_dataset(spec)
+    folder = Path(dataset.get_local_copy())
+    log.info("raw data: dataset %s/%s version %s (id %s), %d file(s)", dataset.project, dataset.name,
+             dataset.version, dataset.id, len(dataset.list_files()))
+    return folder, {"id": dataset.id, "version": dataset.version, "project": dataset.project, "name": dataset.name}
 
 
 def latest_dataset(project: str, name: str) -> Dataset | None:
@@ -85,25 +123,8 @@ def set_outputs(task: Task, **values: Any) -> None:
     task.update_parameters({f"{OUTPUTS_SECTION}/{k}": "null" if v is None else str(v) for k, v in values.items()})
 
 
-@dataclass(frozen=True)
-class PublishOutcome:
-    """What ``report_test_metrics_on_model`` did: whether the model is published now, and was before."""
-
-    published: bool
-    was_published: bool
-
-    def describe(self, asked: bool) -> str:
-        if asked:
-            return "already published" if self.was_published else "published"
-        return "not published (published earlier)" if self.was_published else "not published"
-
-
-def report_test_metrics_on_model(model_id: str, metrics: dict[str, float], publish: bool) -> PublishOutcome:
-    """Attach test metrics to a model (metadata) and publish it if ``publish``."""
+def report_test_metrics_on_model(model_id: str, metrics: dict[str, float]) -> None:
+    """Attach test metrics to a registered model (its metadata; the promote step decides on publishing)."""
     model = Model(model_id=model_id)
     for key, value in metrics.items():
         model.set_metadata(key, f"{value:.5f}", v_type="float")
-    was_published = bool(model.published)
-    if publish and not was_published:
-        model.publish()
-    return PublishOutcome(published=bool(model.published), was_published=was_published)

@@ -1,6 +1,8 @@
-"""Where cases come from: synthetic volumes, a Medical Segmentation Decathlon folder, or image/label folders.
+"""Where cases come from: synthetic volumes, a Medical Segmentation Decathlon folder, image/label folders,
+or a version of a ClearML Dataset holding either layout (``data=clearml_dataset``).
 
-Each source returns the cases it found and the label names (index -> name, background included).
+Each source returns the cases it found, the label names (index -> name, background included) and where
+they came from (the manifest's ``source``; for a ClearML Dataset its id, version, project and name).
 """
 
 from __future__ import annotations
@@ -140,19 +142,45 @@ def list_folder(images_dir: Path, labels_dir: Path, label_names: dict[str, str],
     return cases, {str(k): str(v) for k, v in label_names.items()}
 
 
-def collect_cases(cfg: DictConfig, out_dir: Path, seed: int) -> tuple[list[Case], dict[str, str]]:
-    """Dispatch on ``data.source`` (``synthetic``, ``decathlon`` or ``folder``)."""
+SOURCES = ("synthetic", "decathlon", "folder", "clearml_dataset")
+LAYOUTS = ("decathlon", "folder")
+
+
+def collect_cases(cfg: DictConfig, out_dir: Path, seed: int) -> tuple[list[Case], dict[str, str], dict[str, Any]]:
+    """Dispatch on ``data.source`` (one of ``SOURCES``); returns cases, label names and the source record."""
     source = str(cfg.source)
+    origin: dict[str, Any] = {"type": source, "name": str(cfg.name)}
     if source == "synthetic":
-        return generate_synthetic(cfg, out_dir, seed)
+        return (*generate_synthetic(cfg, out_dir, seed), origin)
     if source == "decathlon":
         if not cfg.get("root"):
             raise ConfigError("data.root", "must point to a Decathlon task folder (with dataset.json)")
-        return list_decathlon(Path(str(cfg.root)).expanduser())
+        return (*list_decathlon(Path(str(cfg.root)).expanduser()), origin)
     if source == "folder":
         for key in ("images_dir", "labels_dir", "label_names"):
             if not cfg.get(key):
                 raise ConfigError(f"data.{key}", "must be set for data=folder")
-        return list_folder(Path(str(cfg.images_dir)).expanduser(), Path(str(cfg.labels_dir)).expanduser(),
-                           dict(cfg.label_names), str(cfg.image_suffix_pattern))
-    raise ConfigError("data.source", f"unknown source '{source}' (expected synthetic, decathlon or folder)")
+        return (*list_folder(Path(str(cfg.images_dir)).expanduser(), Path(str(cfg.labels_dir)).expanduser(),
+                             dict(cfg.label_names), str(cfg.image_suffix_pattern)), origin)
+    if source == "clearml_dataset":
+        return collect_from_clearml_dataset(cfg, origin)
+    raise ConfigError("data.source", f"unknown source '{source}' (expected one of: {', '.join(SOURCES)})")
+
+
+def collect_from_clearml_dataset(cfg: DictConfig, origin: dict[str, Any]) -> tuple[list[Case], dict[str, str], dict[str, Any]]:
+    """Cases from a local copy of a ClearML Dataset version laid out as ``data.layout`` (decathlon: a
+    ``dataset.json`` in its root; folder: ``data.images_dir``/``data.labels_dir`` inside it)."""
+    from .clearml_io import fetch_raw_dataset  # needs a server; the other sources do not import clearml
+
+    layout = str(cfg.layout)
+    if layout not in LAYOUTS:
+        raise ConfigError("data.layout", f"unknown layout '{layout}' (expected one of: {', '.join(LAYOUTS)})")
+    folder, dataset = fetch_raw_dataset(cfg.dataset)
+    origin.update({f"dataset_{k}": v for k, v in dataset.items()})
+    if layout == "decathlon":
+        return (*list_decathlon(folder), origin)
+    for key in ("images_dir", "labels_dir", "label_names"):
+        if not cfg.get(key):
+            raise ConfigError(f"data.{key}", "must be set for data.layout=folder")
+    return (*list_folder(folder / str(cfg.images_dir), folder / str(cfg.labels_dir), dict(cfg.label_names),
+                         str(cfg.image_suffix_pattern)), origin)

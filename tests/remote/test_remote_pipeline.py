@@ -99,7 +99,7 @@ def test_pipeline_run_completes_on_agents(env: Env, first_run: Run) -> None:
     assert set(steps) == set(STEP_NAMES), list(steps)
     queue_ids = {name: env.api.queue_id(q) for name, q in (("cpu", env.queues.cpu), ("gpu", env.queues.gpu))}
     expected = {"preprocess": ("cpu", env.agents.cpu), "train": ("gpu", env.agents.gpu),
-                "evaluate": ("gpu", env.agents.gpu)}
+                "evaluate": ("gpu", env.agents.gpu), "promote": ("gpu", env.agents.gpu)}
     for name, task in steps.items():
         queue, agent = expected[name]
         assert task["status"] == "completed", env.describe(first_run.controller["id"])
@@ -139,9 +139,16 @@ def test_pipeline_run_completes_on_agents(env: Env, first_run: Run) -> None:
     test_dice = float(outputs(evaluate)["test_mean_dice"])
     assert float(metadata["test_mean_dice"]) == pytest.approx(test_dice, abs=1e-4)
     assert metadata.get("dataset_id") == dataset_id
-    published = outputs(evaluate)["published"] == "True"
-    assert model["ready"] == published
-    assert published == (test_dice >= float(hydra(evaluate)["evaluate.publish_min_dice"]))
+    # promote: the first model of the project (no production model yet) against the threshold
+    promote = steps["promote"]
+    assert hydra(promote)["inputs.model_id"] == model_id
+    assert hydra(promote)["inputs.metrics_url"] == outputs(evaluate)["metrics_url"]
+    promoted = outputs(promote)["promoted"] == "True"
+    assert promoted == (test_dice >= float(hydra(promote)["promote.min_dice"]))
+    assert model["ready"] == promoted
+    assert ("production" in model["tags"]) == promoted
+    assert metadata["promotion_promote"] == str(promoted)
+    assert "no production model yet" in metadata["promotion_reason"]
 
     # the pipeline page shows the test Dice (monitor_metrics) and the model (monitor_models)
     controller = env.api.task(first_run.controller["id"])
@@ -262,8 +269,8 @@ def test_step_added_by_one_entry_and_one_file_runs_on_agents(env: Env, tmp_path:
     controller = controller_id(finished.output)
     assert finished.returncode == 0, finished.output[-6000:] + env.describe(controller)
     steps = steps_by_name(env.api, controller)
-    assert set(steps) >= {"train", "evaluate", "report"}, list(steps)
-    report, evaluate = steps["report"], steps["evaluate"]
+    assert set(steps) >= {"train", "evaluate", "promote", "report"}, list(steps)
+    report, evaluate, promote = steps["report"], steps["evaluate"], steps["promote"]
     assert report["status"] == "completed", env.describe(controller)
     assert report["script"]["entry_point"] == "components/report.py"
     assert report["script"]["version_num"] == checkout.commit
@@ -271,6 +278,6 @@ def test_step_added_by_one_entry_and_one_file_runs_on_agents(env: Env, tmp_path:
     assert report["type"] == "qc"
     dice = outputs(evaluate)["test_mean_dice"]
     assert hydra(report)["inputs.test_mean_dice"] == dice  # ${evaluate.parameters.Outputs/test_mean_dice}, resolved
-    assert hydra(report)["inputs.published"] == outputs(evaluate)["published"]
-    assert outputs(report)["verdict"].endswith(f"({float(dice):.5f}, published={outputs(evaluate)['published']})")
+    assert hydra(report)["inputs.promoted"] == outputs(promote)["promoted"]
+    assert outputs(report)["verdict"].endswith(f"({float(dice):.5f}, promoted={outputs(promote)['promoted']})")
     assert "report verdict:" in task_log(env.api, report["id"])

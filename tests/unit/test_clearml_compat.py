@@ -8,7 +8,6 @@ import signal
 import pytest
 
 from components.common import clearml_compat
-from components.common.clearml_io import PublishOutcome
 
 
 def test_a_workaround_warns_once_when_another_clearml_is_installed(monkeypatch: pytest.MonkeyPatch,
@@ -43,13 +42,3 @@ def test_sigterm_gets_a_handler_that_exits(monkeypatch: pytest.MonkeyPatch) -> N
         assert info.value.code == 143
     finally:
         signal.signal(signal.SIGTERM, previous)
-
-
-@pytest.mark.parametrize("outcome, asked, text", [
-    (PublishOutcome(published=True, was_published=False), True, "published"),
-    (PublishOutcome(published=True, was_published=True), True, "already published"),
-    (PublishOutcome(published=True, was_published=True), False, "not published (published earlier)"),
-    (PublishOutcome(published=False, was_published=False), False, "not published"),
-])
-def test_publish_outcome_says_what_this_run_did(outcome: PublishOutcome, asked: bool, text: str) -> None:
-    assert outcome.describe(asked) == text

@@ -1,0 +1,140 @@
+"""The nightly loop's data and model ends against a ClearML server (no agents): raw cases as a versioned
+ClearML Dataset made with ``clearml-data`` (as the README says), and the promote step's champion/challenger
+decisions in the model registry."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from components.common.sources import generate_synthetic
+from pipelines.config import compose_config
+from tests.conftest import TINY_OVERRIDES
+from tests.standin import procs
+from tests.standin.fixtures import ApiClient, ClearMLEndpoint, SdkRunner
+from tests.support import model_metadata, section
+
+REPO = Path(__file__).resolve().parents[2]
+CLEARML_DATA = str(Path(__import__("sys").executable).with_name("clearml-data"))
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def _result(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text())
+
+
+def _clearml_data(endpoint: ClearMLEndpoint, tmp_path: Path, *args: str) -> str:
+    finished = procs.run([CLEARML_DATA, *args], endpoint.env(), tmp_path, tmp_path / f"clearml-data-{args[0]}.log", 300)
+    assert finished.returncode == 0, finished.output[-4000:]
+    return finished.output
+
+
+def _raw_folder(folder: Path, num_cases: int, seed: int) -> Path:
+    """A Decathlon-layout folder of synthetic cases (dataset.json, imagesTr/, labelsTr/)."""
+    cfg = compose_config(["debug=tiny", f"data.num_cases={num_cases}"])
+    generate_synthetic(cfg.data, folder, seed)
+    return folder
+
+
+def _latest_version_id(api: ApiClient, project: str, name: str) -> str:
+    found = api.call("tasks.get_all", name=f"^{name}$", system_tags=["dataset"], status=["completed", "published"],
+                     order_by=["-last_update"], only_fields=["id", "project"], search_hidden=True)["tasks"]
+    projects = {p["id"] for p in api.call("projects.get_all", name=f"^{project}/", search_hidden=True)["projects"]}
+    return next(t["id"] for t in found if t["project"] in projects)
+
+
+def test_raw_dataset_versions_feed_preprocess_and_the_lineage(clearml_server: ClearMLEndpoint, sdk: SdkRunner,
+                                                               clearml_api: ApiClient, tmp_path: Path,
+                                                               unique_name: str) -> None:
+    raw_project, name = f"{unique_name}/raw", "cases"
+    folder = _raw_folder(tmp_path / "Task01_Raw", 8, seed=1)
+    _clearml_data(clearml_server, tmp_path, "sync", "--project", raw_project, "--name", name, "--folder", str(folder))
+    first = _latest_version_id(clearml_api, raw_project, name)
+    # new labelled cases arrive: the folder grows, and sync records only the change as the next version
+    _raw_folder(folder, 10, seed=1)
+    _clearml_data(clearml_server, tmp_path, "sync", "--project", raw_project, "--name", name, "--folder", str(folder),
+                  "--parents", first)
+    second = _latest_version_id(clearml_api, raw_project, name)
+    assert second != first
+
+    common = [*(o for o in TINY_OVERRIDES if not o.startswith("clearml.offline")), "clearml.offline=false",
+              f"clearml.project={unique_name}", f"paths.output_root={tmp_path}", "data=clearml_dataset",
+              f"data.dataset.project={raw_project}", f"data.dataset.name={name}", "data.num_classes=3",
+              "data.spacing=null", "data/intensity=zscore", "clearml.dataset.publish=true"]
+    for run_id, pinned in (("latest", []), ("pinned", [f"data.dataset.id={first}"])):
+        sdk.run(REPO / "components/preprocess.py", *common, f"paths.run_id={run_id}", *pinned, cwd=REPO, timeout=300)
+    latest, pinned_run = (_result(tmp_path / r / "preprocess/result.json") for r in ("latest", "pinned"))
+    assert latest["num_valid"] == 10 and pinned_run["num_valid"] == 8  # the newest version by default, else the pinned one
+    manifest = json.loads(Path(latest["manifest"]).read_text())
+    assert manifest["source"]["dataset_id"] == second and manifest["source"]["type"] == "clearml_dataset"
+
+    # the prepared Dataset names the raw version as a parent, and the model names both
+    prepared = latest["dataset"]["id"]
+    script = tmp_path / "graph.py"
+    script.write_text("import json, sys\nfrom clearml import Dataset\n"
+                      "print(json.dumps(Dataset.get(dataset_id=sys.argv[1]).get_dependency_graph()))\n")
+    assert second in sdk.run_json(script, prepared)[prepared]
+    sdk.run(REPO / "components/train.py", *common, "paths.run_id=train", f"inputs.dataset_id={prepared}",
+            "train.max_epochs=1", cwd=REPO, timeout=300)
+    model_id = section(clearml_api.task(_result(tmp_path / "train/train/result.json")["clearml_task_id"]), "Outputs")["model_id"]
+    metadata = model_metadata(clearml_api.call("models.get_by_id", model=model_id)["model"])
+    assert metadata["dataset_id"] == prepared and metadata["raw_dataset_id"] == second
+    assert metadata["raw_dataset_version"]
+
+
+def test_promotion_champion_and_challenger_in_the_registry(sdk: SdkRunner, clearml_api: ApiClient, tmp_path: Path,
+                                                           unique_name: str) -> None:
+    common = [*(o for o in TINY_OVERRIDES if not o.startswith("clearml.offline")), "clearml.offline=false",
+              f"clearml.project={unique_name}", f"paths.output_root={tmp_path}"]
+    sdk.run(REPO / "components/preprocess.py", *common, "paths.run_id=data", "clearml.dataset.publish=true",
+            cwd=REPO, timeout=300)
+    dataset_id = _result(tmp_path / "data/preprocess/result.json")["outputs"]["dataset_id"]
+    models: dict[str, str] = {}
+    for label, epochs in (("weak", 1), ("strong", 8)):
+        sdk.run(REPO / "components/train.py", *common, f"paths.run_id={label}", f"inputs.dataset_id={dataset_id}",
+                f"train.max_epochs={epochs}", cwd=REPO, timeout=300)
+        models[label] = _result(tmp_path / label / "train/result.json")["outputs"]["model_id"]
+        sdk.run(REPO / "components/evaluate.py", *common, f"paths.run_id={label}", f"inputs.dataset_id={dataset_id}",
+                f"inputs.model_id={models[label]}", cwd=REPO, timeout=300)
+    dice = {k: _result(tmp_path / k / "evaluate/result.json")["metrics"]["mean_dice"] for k in models}
+    assert dice["strong"] > dice["weak"] + 0.005, dice
+
+    def promote(label: str, *extra: str) -> dict[str, Any]:
+        sdk.run(REPO / "components/promote.py", *common, f"paths.run_id={label}", f"inputs.dataset_id={dataset_id}",
+                f"inputs.model_id={models[label]}", f"inputs.metrics_json={tmp_path / label / 'evaluate/metrics.json'}",
+                *extra, cwd=REPO, timeout=300)
+        return _result(tmp_path / label / "promote/result.json")
+
+    def model(label: str) -> dict[str, Any]:
+        return clearml_api.call("models.get_by_id", model=models[label])["model"]
+
+    # 1. the first model, below the absolute threshold: not promoted, the reason recorded on it
+    below = promote("weak", f"promote.min_dice={min(1.0, dice['weak'] + 0.01):.4f}")
+    assert below["outputs"] == {"promoted": False, "production_model_id": None}
+    assert not model("weak")["ready"] and "production" not in model("weak")["tags"]
+    assert "is below promote.min_dice" in model_metadata(model("weak"))["promotion_reason"]
+    # 2. above it: promoted (published, tagged)
+    first = promote("weak", "promote.min_dice=0.0")
+    assert first["outputs"] == {"promoted": True, "production_model_id": models["weak"]}
+    assert model("weak")["ready"] and "production" in model("weak")["tags"]
+    # 3. a better challenger replaces it: the champion is re-scored on the challenger's test cases
+    better = promote("strong")
+    assert better["champion_id"] == models["weak"]
+    assert better["champion_case_ids"] == better["case_ids"] and better["case_ids"]
+    assert better["champion_metrics"]["mean_dice"] == pytest.approx(dice["weak"], abs=1e-6)  # same cases, same code
+    assert better["outputs"] == {"promoted": True, "production_model_id": models["strong"]}
+    strong = model("strong")
+    assert strong["ready"] and "production" in strong["tags"] and "production" not in model("weak")["tags"]
+    assert model_metadata(strong)["previous_champion"] == models["weak"]
+    assert model_metadata(model("weak"))["replaced_by"] == models["strong"]
+    assert float(model_metadata(strong)["promotion_delta"]) == pytest.approx(dice["strong"] - dice["weak"], abs=1e-4)
+    # 4. a worse challenger leaves the champion in place, and says why
+    worse = promote("weak")
+    assert worse["outputs"] == {"promoted": False, "production_model_id": models["strong"]}
+    assert "production" in model("strong")["tags"] and "production" not in model("weak")["tags"]
+    assert "not better by the margin" in model_metadata(model("weak"))["promotion_reason"]
+    assert worse["decision"]["promotion_reason"].startswith("kept the production model: not better by the margin")
