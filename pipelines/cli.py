@@ -4,6 +4,7 @@
     monai-pipeline remote [hydra overrides...]      # controller enqueued to its queue, steps to theirs
     monai-pipeline controller [hydra overrides...]  # controller here, steps on agents; waits for the end
     monai-pipeline register [hydra overrides...]    # draft pipeline on the Pipelines page, run it from the UI
+    monai-pipeline schedule register|remove|show [hydra overrides...]  # nightly and new-data runs of the draft
 
 Overrides of keys that are pipeline parameters (train.max_epochs, model, ...) become the parameters'
 values; see ``pipelines/parameters.py`` for the mapping.
@@ -33,6 +34,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name, text in REMOTE_COMMANDS.items():
         remote = sub.add_parser(name, help=text)
         remote.add_argument("overrides", nargs="*", help="Hydra overrides; parameter keys become pipeline parameters")
+    schedule = sub.add_parser("schedule", help="nightly retrains: run the registered pipeline on a schedule and on "
+                                               "new raw data (conf/schedule)")
+    schedule.add_argument("action", choices=["register", "remove", "show"],
+                          help="register (or replace) the schedule, remove it, or show it with its last runs")
+    schedule.add_argument("overrides", nargs="*", help="Hydra overrides: schedule.* settings and the runs' config")
     args = parser.parse_args(argv)
     try:
         if args.command == "run":
@@ -41,6 +47,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command in REMOTE_COMMANDS:
             from .remote import launch
             return launch(args.command, args.overrides)
+        elif args.command == "schedule":
+            from .schedule import launch as launch_schedule
+            return launch_schedule(args.action, args.overrides)
     except PipelineError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
