@@ -21,6 +21,28 @@ def not_supported(endpoint: str, version: str) -> ApiError:
     return ApiError(400, 1, f"Unable to find endpoint for name {endpoint} and version {version}")
 
 
+def _message(base: str, extra: str | None, data: dict[str, Any]) -> str:
+    """``Base (extra): k=v, ...`` as clearml-server's ``BaseError`` formats it (collections as ``(a, b)``)."""
+    msg = f"{base} ({extra})" if extra else base
+    if data:
+        msg += ": " + ", ".join(
+            f"{k}=({', '.join(map(str, v))})" if isinstance(v, (list, tuple, set, dict)) else f"{k}={v}" for k, v in data.items()
+        )
+    return msg
+
+
+def validation_error(extra: str | None = None, **data: Any) -> ApiError:
+    return ApiError(400, 12, _message("Validation error", extra, data), **data)
+
+
+def fields_value_error(extra: str | None = None, **data: Any) -> ApiError:
+    return ApiError(400, 16, _message("Invalid value for fields", extra, data), **data)
+
+
+def invalid_regex(extra: str) -> ApiError:
+    return ApiError(400, 21, _message("Malformed regular expression", extra, {}))
+
+
 def missing_fields(*fields: str) -> ApiError:
     return ApiError(400, 11, "Validation error (missing required fields)", fields=list(fields))
 

@@ -17,8 +17,10 @@ USER = {"id": "standin-user", "name": "Stand-in User"}
 
 
 def now_iso() -> str:
-    """Current UTC time the way the real server serialises datetimes."""
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+    """Current UTC time the way the real server returns datetimes: MongoDB keeps milliseconds, the JSON
+    encoder writes ISO 8601 with an offset (``2026-01-02T03:04:05.678000+00:00``)."""
+    now = datetime.now(timezone.utc)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000).isoformat(timespec="microseconds")
 
 
 def new_id() -> str:

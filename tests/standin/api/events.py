@@ -61,7 +61,7 @@ def add_batch(state: State, body: Doc, call: Call) -> Doc:
             task["last_iteration"] = max(task.get("last_iteration") or 0, int(event["iter"]))
         if event.get("type") == SCALAR:
             _update_last_metrics(task, event)
-        task["last_update"] = now_iso()
+        task["last_update"] = task["last_change"] = now_iso()  # TaskBLL.set_last_update sets both
         added += 1
     return {"added": added, "errors": sum(errors_info.values()), "errors_info": errors_info}
 

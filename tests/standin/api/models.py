@@ -89,7 +89,7 @@ def update_for_task(state: State, body: Doc, call: Call) -> Doc:
 
 @endpoint("models.get_all", "models.get_all_ex")
 def get_all(state: State, body: Doc, call: Call) -> Doc:
-    results, scroll_id = query.run(state.models.values(), body)
+    results, scroll_id = query.run(state.models.values(), body, query.MODELS, hidden_aware=False)  # no hidden filter for models
     return {"models": results, "scroll_id": scroll_id}
 
 

@@ -62,12 +62,21 @@ def create(state: State, body: Doc, call: Call) -> Doc:
     return {"id": doc["id"]}
 
 
+def _adjust_search_parameters(body: Doc) -> Doc:
+    """services/projects.py ``_adjust_search_parameters``: ``path`` cannot be queried directly; ``parent``
+    matches any ancestor (``path``) unless ``shallow_search``, which without ``parent`` lists top-level projects."""
+    body = {k: v for k, v in body.items() if k != "path"}
+    if not body.get("shallow_search"):
+        if "parent" in body:
+            body["path"] = body.pop("parent")
+    elif "parent" not in body:
+        body["parent"] = [None]
+    return body
+
+
 @endpoint("projects.get_all", "projects.get_all_ex")
 def get_all(state: State, body: Doc, call: Call) -> Doc:
-    docs = list(state.projects.values())
-    if isinstance(body.get("basename"), str):
-        docs = [p for p in docs if query.matches(p, {"basename": body["basename"]}, ("basename",))]
-    results, scroll_id = query.run(docs, body)
+    results, scroll_id = query.run(state.projects.values(), _adjust_search_parameters(body), query.PROJECTS)
     return {"projects": results, "scroll_id": scroll_id}
 
 

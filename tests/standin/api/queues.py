@@ -35,7 +35,7 @@ def create(state: State, body: Doc, call: Call) -> Doc:
 
 @endpoint("queues.get_all", "queues.get_all_ex")
 def get_all(state: State, body: Doc, call: Call) -> Doc:
-    results, scroll_id = query.run(state.queues.values(), body)
+    results, scroll_id = query.run(state.queues.values(), body, query.QUEUES)
     if body.get("max_task_entries") is not None:
         results = [_view(q, body["max_task_entries"]) if "entries" in q else q for q in results]
     return {"queues": results, "scroll_id": scroll_id}

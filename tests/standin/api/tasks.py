@@ -62,9 +62,12 @@ def change_status(
     return {"updated": 1, "fields": fields}
 
 
-def task_for_update(state: State, body: Doc) -> Doc:
-    """The task, if it may be edited: 'created', or also 'in_progress' with force (as the real server)."""
+def task_for_update(state: State, body: Doc, allow_all_statuses: bool = False) -> Doc:
+    """The task, if it may be edited: 'created', or also 'in_progress' with force (bll/task/utils.py
+    ``get_task_for_update``); any status when ``allow_all_statuses``."""
     task = state.task(body.get("task"))
+    if allow_all_statuses:
+        return task
     allowed = ("created", "in_progress") if body.get("force") else ("created",)
     if task["status"] not in allowed:
         raise errors.invalid_task_status(
@@ -73,10 +76,12 @@ def task_for_update(state: State, body: Doc) -> Doc:
     return task
 
 
-def _touched(task: Doc) -> None:
+def _touched(task: Doc, set_last_update: bool = True) -> None:
+    """``update_task``: ``last_change`` always, ``last_update`` unless only user properties changed."""
     now = now_iso()
-    task["last_update"] = now
     task["last_change"] = now
+    if set_last_update:
+        task["last_update"] = now
 
 
 def _apply_fields(state: State, task: Doc, body: Doc) -> Doc:
@@ -142,7 +147,7 @@ def update(state: State, body: Doc, call: Call) -> Doc:
 
 @endpoint("tasks.get_all", "tasks.get_all_ex", "tasks.get_by_id_ex")
 def get_all(state: State, body: Doc, call: Call) -> Doc:
-    results, scroll_id = query.run(state.tasks.values(), body)
+    results, scroll_id = query.run(state.tasks.values(), body, query.TASKS)
     return {"tasks": results, "scroll_id": scroll_id}
 
 
@@ -337,7 +342,8 @@ def reset(state: State, body: Doc, call: Call) -> Doc:
 
 @endpoint("tasks.ping")
 def ping(state: State, body: Doc, call: Call) -> Doc:
-    state.task(body.get("task"))["last_update"] = now_iso()
+    task = state.task(body.get("task"))
+    task["last_update"] = task["last_change"] = now_iso()  # TaskBLL.set_last_update sets both
     return {}
 
 
@@ -383,14 +389,27 @@ def get_hyper_params(state: State, body: Doc, call: Call) -> Doc:
     return {"params": params}
 
 
+PROPERTIES = "properties"
+
+
+def _properties_only(items: list[Doc]) -> bool:
+    """bll/task/hyperparams.py ``_normalize_params``: lower-case the 'properties' section; True if it is the
+    only one (then any task status may be edited, and ``last_update`` is kept)."""
+    for item in items:
+        if str(item.get("section") or "").lower() == PROPERTIES:
+            item["section"] = PROPERTIES
+    return all(item.get("section") == PROPERTIES for item in items)
+
+
 @endpoint("tasks.edit_hyper_params")
 def edit_hyper_params(state: State, body: Doc, call: Call) -> Doc:
-    task = task_for_update(state, body)
+    items = copy.deepcopy(body.get("hyperparams") or [])
+    properties_only = _properties_only(items)
+    task = task_for_update(state, body, allow_all_statuses=properties_only)
     hyperparams = task.setdefault("hyperparams", {})
     replace = body.get("replace_hyperparams") or "none"
     if replace == "all":
         hyperparams.clear()
-    items = body.get("hyperparams") or []
     if replace == "section":
         for section in {i.get("section") or "" for i in items}:
             hyperparams.pop(section, None)
@@ -403,16 +422,18 @@ def edit_hyper_params(state: State, body: Doc, call: Call) -> Doc:
         entry.update({k: v for k, v in item.items() if k in entry and v is not None})
         entry["value"] = "" if entry["value"] is None else str(entry["value"])
         hyperparams.setdefault(section, {})[name] = entry
-    _touched(task)
+    _touched(task, set_last_update=not properties_only)
     return {"updated": 1}
 
 
 @endpoint("tasks.delete_hyper_params")
 def delete_hyper_params(state: State, body: Doc, call: Call) -> Doc:
-    task = task_for_update(state, body)
+    items = copy.deepcopy(body.get("hyperparams") or [])
+    properties_only = _properties_only(items)
+    task = task_for_update(state, body, allow_all_statuses=properties_only)
     hyperparams = task.setdefault("hyperparams", {})
     deleted = 0
-    for item in body.get("hyperparams") or []:
+    for item in items:
         section = item.get("section") or ""
         if item.get("name") is None:
             deleted += 1 if hyperparams.pop(section, None) is not None else 0
@@ -421,7 +442,7 @@ def delete_hyper_params(state: State, body: Doc, call: Call) -> Doc:
             deleted += 1
             if not hyperparams[section]:
                 del hyperparams[section]
-    _touched(task)
+    _touched(task, set_last_update=not properties_only)
     return {"deleted": deleted}
 
 
