@@ -10,7 +10,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+from components.common.sources import generate_synthetic
+from pipelines.config import compose_config
 from tests.standin import procs
+from tests.standin.client import ApiClient
+from tests.standin.environment import ClearMLEndpoint
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -112,3 +116,29 @@ def with_report_step(repo: Path = REPO) -> dict[str, str]:
     end = dag.index("\n)\n", dag.index("STEPS: tuple[Step, ...] = ("))
     return {"pipelines/dag.py": dag[:end + 1] + REPORT_STEP_ENTRY + dag[end + 1:],
             "components/report.py": REPORT_COMPONENT}
+
+
+CLEARML_DATA = str(Path(sys.executable).with_name("clearml-data"))
+
+
+def clearml_data(endpoint: ClearMLEndpoint, tmp_path: Path, *args: str) -> str:
+    """Run the ``clearml-data`` CLI (as the README tells users to) against ``endpoint``."""
+    log_path = tmp_path / f"clearml-data-{len(list(tmp_path.glob('clearml-data-*')))}.log"
+    finished = procs.run([CLEARML_DATA, *args], endpoint.env(), tmp_path, log_path, 300)
+    assert finished.returncode == 0, finished.output[-4000:]
+    return finished.output
+
+
+def raw_case_folder(folder: Path, num_cases: int, seed: int) -> Path:
+    """A Decathlon-layout folder of synthetic cases (dataset.json, imagesTr/, labelsTr/)."""
+    cfg = compose_config(["debug=tiny", f"data.num_cases={num_cases}"])
+    generate_synthetic(cfg.data, folder, seed)
+    return folder
+
+
+def latest_dataset_version(api: ApiClient, project: str, name: str) -> str:
+    """Id of the newest completed version of the Dataset ``project/name``."""
+    found = api.call("tasks.get_all", name=f"^{name}$", system_tags=["dataset"], status=["completed", "published"],
+                     order_by=["-last_update"], only_fields=["id", "project"], search_hidden=True)["tasks"]
+    projects = {p["id"] for p in api.call("projects.get_all", name=f"^{project}/", search_hidden=True)["projects"]}
+    return next(t["id"] for t in found if t["project"] in projects)

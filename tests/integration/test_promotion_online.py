@@ -10,15 +10,11 @@ from typing import Any
 
 import pytest
 
-from components.common.sources import generate_synthetic
-from pipelines.config import compose_config
 from tests.conftest import TINY_OVERRIDES
-from tests.standin import procs
 from tests.standin.fixtures import ApiClient, ClearMLEndpoint, SdkRunner
-from tests.support import model_metadata, section
+from tests.support import clearml_data, latest_dataset_version, model_metadata, raw_case_folder, section
 
 REPO = Path(__file__).resolve().parents[2]
-CLEARML_DATA = str(Path(__import__("sys").executable).with_name("clearml-data"))
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -27,38 +23,18 @@ def _result(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
-def _clearml_data(endpoint: ClearMLEndpoint, tmp_path: Path, *args: str) -> str:
-    finished = procs.run([CLEARML_DATA, *args], endpoint.env(), tmp_path, tmp_path / f"clearml-data-{args[0]}.log", 300)
-    assert finished.returncode == 0, finished.output[-4000:]
-    return finished.output
-
-
-def _raw_folder(folder: Path, num_cases: int, seed: int) -> Path:
-    """A Decathlon-layout folder of synthetic cases (dataset.json, imagesTr/, labelsTr/)."""
-    cfg = compose_config(["debug=tiny", f"data.num_cases={num_cases}"])
-    generate_synthetic(cfg.data, folder, seed)
-    return folder
-
-
-def _latest_version_id(api: ApiClient, project: str, name: str) -> str:
-    found = api.call("tasks.get_all", name=f"^{name}$", system_tags=["dataset"], status=["completed", "published"],
-                     order_by=["-last_update"], only_fields=["id", "project"], search_hidden=True)["tasks"]
-    projects = {p["id"] for p in api.call("projects.get_all", name=f"^{project}/", search_hidden=True)["projects"]}
-    return next(t["id"] for t in found if t["project"] in projects)
-
-
 def test_raw_dataset_versions_feed_preprocess_and_the_lineage(clearml_server: ClearMLEndpoint, sdk: SdkRunner,
                                                                clearml_api: ApiClient, tmp_path: Path,
                                                                unique_name: str) -> None:
     raw_project, name = f"{unique_name}/raw", "cases"
-    folder = _raw_folder(tmp_path / "Task01_Raw", 8, seed=1)
-    _clearml_data(clearml_server, tmp_path, "sync", "--project", raw_project, "--name", name, "--folder", str(folder))
-    first = _latest_version_id(clearml_api, raw_project, name)
+    folder = raw_case_folder(tmp_path / "Task01_Raw", 8, seed=1)
+    clearml_data(clearml_server, tmp_path, "sync", "--project", raw_project, "--name", name, "--folder", str(folder))
+    first = latest_dataset_version(clearml_api, raw_project, name)
     # new labelled cases arrive: the folder grows, and sync records only the change as the next version
-    _raw_folder(folder, 10, seed=1)
-    _clearml_data(clearml_server, tmp_path, "sync", "--project", raw_project, "--name", name, "--folder", str(folder),
+    raw_case_folder(folder, 10, seed=1)
+    clearml_data(clearml_server, tmp_path, "sync", "--project", raw_project, "--name", name, "--folder", str(folder),
                   "--parents", first)
-    second = _latest_version_id(clearml_api, raw_project, name)
+    second = latest_dataset_version(clearml_api, raw_project, name)
     assert second != first
 
     common = [*(o for o in TINY_OVERRIDES if not o.startswith("clearml.offline")), "clearml.offline=false",

@@ -16,11 +16,13 @@ from tests.standin import procs
 from tests.standin.agent import AgentDaemon
 from tests.standin.client import ApiClient
 from tests.standin.environment import ClearMLEndpoint
+from tests.standin.repo import GitCheckout
 from tests.support import section
 
 STEP_NAMES = tuple(s.name for s in STEPS)
 # the tiny config without the offline switch (the pipeline sets that itself)
 TINY = tuple(o for o in TINY_OVERRIDES if not o.startswith("clearml.offline="))
+RUN_TIMEOUT = 300.0
 
 
 @dataclass
@@ -126,3 +128,37 @@ def describe(api: ApiClient, controller: str, agents: Agents | None = None) -> s
     if agents is not None:
         lines.append(agents.logs())
     return "\n".join(lines)
+
+
+@dataclass
+class Env:
+    endpoint: ClearMLEndpoint
+    api: ApiClient
+    checkout: GitCheckout
+    queues: Queues
+    agents: Agents
+    project: str
+    logdir: Path
+
+    def overrides(self, *extra: str) -> list[str]:
+        return [*TINY, f"clearml.project={self.project}", "pipeline.retries.delay=1", *self.queues.overrides(),
+                *extra]
+
+    def wait(self, controller: str, timeout: float = RUN_TIMEOUT) -> dict[str, Any]:
+        try:
+            return self.api.wait_for_status(controller, timeout=timeout)
+        except TimeoutError as exc:
+            raise AssertionError(f"{exc}\n{self.describe(controller)}") from None
+
+    def clone_edit_enqueue(self, source: str, name: str, section: str, edits: dict[str, str], queue: str) -> str:
+        """What the UI does to re-run a task: clone it, edit parameters of one section, enqueue the clone."""
+        clone = self.api.call("tasks.clone", task=source, new_task_name=name)["id"]
+        self.api.call("tasks.edit_hyper_params", task=clone, replace_hyperparams="none",
+                      hyperparams=[{"section": section, "name": k, "value": v} for k, v in edits.items()])
+        self.api.call("tasks.enqueue", task=clone, queue=self.api.queue_id(queue))
+        return clone
+
+    def describe(self, controller: str) -> str:
+        """Controller, steps and agent logs, and the server's refused calls (stand-in only)."""
+        refused = self.endpoint.standin.state.failed_calls[-30:] if self.endpoint.standin else []
+        return describe(self.api, controller, self.agents) + "\n--- refused calls ---\n" + "\n".join(refused)

@@ -9,72 +9,18 @@ from __future__ import annotations
 import json
 import re
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
-from tests.remote.harness import (STEP_NAMES, TINY, Agents, Queues, controller_id, describe, hydra, outputs,
-                                  recorded_config, run_cli, start_agents, steps_by_name, task_log)
-from tests.standin.client import ApiClient
-from tests.standin.environment import ClearMLEndpoint
-from tests.standin.repo import GitCheckout, make_project_clone
+from tests.remote.harness import (RUN_TIMEOUT, STEP_NAMES, Env, controller_id, hydra, outputs, recorded_config,
+                                  run_cli, steps_by_name, task_log)
+from tests.standin.repo import make_project_clone
 from tests.support import model_metadata, with_report_step
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.agent]
-RUN_TIMEOUT = 300.0
-
-
-@dataclass
-class Env:
-    endpoint: ClearMLEndpoint
-    api: ApiClient
-    checkout: GitCheckout
-    queues: Queues
-    agents: Agents
-    project: str
-    logdir: Path
-
-    def overrides(self, *extra: str) -> list[str]:
-        return [*TINY, f"clearml.project={self.project}", "pipeline.retries.delay=1", *self.queues.overrides(),
-                *extra]
-
-    def wait(self, controller: str, timeout: float = RUN_TIMEOUT) -> dict[str, Any]:
-        try:
-            return self.api.wait_for_status(controller, timeout=timeout)
-        except TimeoutError as exc:
-            raise AssertionError(f"{exc}\n{self.describe(controller)}") from None
-
-    def clone_edit_enqueue(self, source: str, name: str, section: str, edits: dict[str, str], queue: str) -> str:
-        """What the UI does to re-run a task: clone it, edit parameters of one section, enqueue the clone."""
-        clone = self.api.call("tasks.clone", task=source, new_task_name=name)["id"]
-        self.api.call("tasks.edit_hyper_params", task=clone, replace_hyperparams="none",
-                      hyperparams=[{"section": section, "name": k, "value": v} for k, v in edits.items()])
-        self.api.call("tasks.enqueue", task=clone, queue=self.api.queue_id(queue))
-        return clone
-
-    def describe(self, controller: str) -> str:
-        """Controller, steps and agent logs, and the server's refused calls (stand-in only)."""
-        refused = self.endpoint.standin.state.failed_calls[-30:] if self.endpoint.standin else []
-        return describe(self.api, controller, self.agents) + "\n--- refused calls ---\n" + "\n".join(refused)
-
-
-@pytest.fixture(scope="module")
-def env(clearml_server: ClearMLEndpoint, clearml_api: ApiClient, project_checkout: GitCheckout,
-        tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
-    tag = uuid.uuid4().hex[:8]
-    queues = Queues(controller=f"services-{tag}", cpu=f"cpu-{tag}", gpu=f"gpu-{tag}")
-    for queue in (queues.controller, queues.cpu, queues.gpu):
-        clearml_api.call("queues.create", name=queue)
-    workdir = tmp_path_factory.mktemp("remote")
-    agents = start_agents(clearml_server, queues, workdir / "agents")
-    try:
-        yield Env(clearml_server, clearml_api, project_checkout, queues, agents, f"standin-tests/remote-{tag}",
-                  workdir / "logs")
-    finally:
-        agents.stop()
 
 
 @dataclass
