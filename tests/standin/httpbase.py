@@ -17,6 +17,12 @@ class BaseHandler(BaseHTTPRequestHandler):
     # delayed ACK (~40 ms a call). TCP_NODELAY sends it at once.
     disable_nagle_algorithm = True
 
+    def handle(self) -> None:
+        try:
+            super().handle()
+        except (ConnectionResetError, BrokenPipeError):
+            log.debug("%s closed the connection", self.address_string())  # e.g. an SDK process ended by os._exit
+
     def read_body(self) -> bytes:
         """The request body, from Content-Length or chunked transfer encoding."""
         if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():

@@ -212,6 +212,9 @@ def clone(state: State, body: Doc, call: Call) -> Doc:
 # --- status changes -------------------------------------------------------------------------
 
 def _resolve_queue(state: State, body: Doc) -> Doc:
+    """bll/task/task_operations.py ``enqueue_task``: a queue id, or a name (created if missing), or the default."""
+    if body.get("queue") and body.get("queue_name"):
+        raise errors.validation_error("Either queue id or queue name should be provided")
     if body.get("queue"):
         return state.queue(body["queue"])
     if body.get("queue_name"):
