@@ -52,6 +52,7 @@ SCHEDULE, TRIGGER = "schedule", "trigger"
 SERVICE_SECTION = "Service"
 ACTIVE = ("created", "queued", "in_progress")
 RAW_DATASET_PARAMETER = "raw_dataset_id"
+NEW_DATA_TAG = "new-data"  # on the runs the trigger launches
 
 
 # ---------------------------------------------------------------------------------------------- when
@@ -148,6 +149,7 @@ class Registration:
     plan: Plan
     draft_id: str
     when: When
+    since: datetime  # when the registration began: the trigger reacts to versions finalized after it
 
     @property
     def name(self) -> str:
@@ -176,6 +178,7 @@ def run_overrides(cfg: DictConfig, own: Sequence[str]) -> list[str]:
 
 def prepare(overrides: Sequence[str], now: datetime | None = None) -> Registration:
     """Validate everything ``register`` needs before anything on the server changes."""
+    since = datetime.now(timezone.utc)
     settings, own = split_overrides(overrides)
     base = compose_config([*settings, *own])
     runs = run_overrides(base, own)
@@ -191,7 +194,7 @@ def prepare(overrides: Sequence[str], now: datetime | None = None) -> Registrati
 
         latest_raw_dataset_id(OmegaConf.merge(cfg.data.dataset, {"id": None}))  # the trigger watches an existing Dataset
     draft_id = registered_pipeline(cfg)
-    return Registration(cfg=cfg, plan=plan, draft_id=draft_id, when=when)
+    return Registration(cfg=cfg, plan=plan, draft_id=draft_id, when=when, since=since)
 
 
 def registered_pipeline(cfg: DictConfig) -> str:
@@ -267,8 +270,8 @@ def stop_services(cfg: DictConfig) -> list[str]:
         task: Any = Task.get_task(task_id=found.id)
         if task.status == "queued":
             Task.dequeue(task)
+        task.set_archived(True)  # first: the SDK edits a task only while it is created or in progress
         task.mark_stopped(force=True, status_message="replaced or removed by monai-pipeline schedule")
-        task.set_archived(True)
         stopped.append(found.id)
         print(f"stopped {found.name} ({found.id})", flush=True)
     return stopped
@@ -277,7 +280,11 @@ def stop_services(cfg: DictConfig) -> list[str]:
 def create_service(kind: str, registration: Registration) -> str:
     """Create and enqueue one service task in a child process (``start_remotely`` exits the process that
     calls it, and a process has one ClearML task); returns its id."""
-    spec = {"kind": kind, "registration": {
+    scfg = registration.cfg.schedule
+    spec = {"kind": kind, "settings": {"time": str(scfg.time), "timezone": str(scfg.timezone),
+                                       "weekdays": list(scfg.weekdays) if scfg.weekdays else None,
+                                       "interval_minutes": scfg.interval_minutes},
+            "registration": {"since": registration.since.isoformat(),
         "name": registration.name, "project": registration.project, "draft_id": registration.draft_id,
         "queue": str(registration.cfg.schedule.queue), "controller_queue": str(registration.cfg.pipeline.queues.controller),
         "when": registration.when.as_kwargs(), "parameters": registration.task_parameters(),
@@ -319,12 +326,20 @@ def build_service(spec: dict[str, Any]) -> Any:
                                      force_create_task_project=reg["project"])
         scheduler.add_dataset_trigger(
             schedule_task_id=reg["draft_id"], schedule_queue=reg["controller_queue"],
-            name=f"{reg['name']} new data", trigger_project=reg["dataset"]["project"],
+            name=f"{reg['name']} new data", add_tag=NEW_DATA_TAG, trigger_project=reg["dataset"]["project"],
             trigger_name=f"^{re.escape(reg['dataset']['name'])}$", trigger_required_tags=list(trigger["required_tags"]) or None,
             task_parameters={**reg["parameters"], f"Args/{RAW_DATASET_PARAMETER}": "${dataset.id}"})
+        # A trigger reacts to changes after its first poll, which comes only once an agent has started the
+        # service: from the registration on instead, so a version finalized meanwhile (or while an earlier
+        # registration was being replaced) still starts a run.
+        for trigger in scheduler.get_triggers():
+            trigger.last_update = datetime.fromisoformat(reg["since"])
     task: Any = Task.current_task()
     task.add_tags([SERVICE_TAG])
-    task.connect({"kind": kind, "poll_minutes": float(reg["trigger"]["poll_minutes"])}, name=SERVICE_SECTION)
+    # what the service is, for the agent (kind, poll interval) and for `schedule show` (the local-time settings,
+    # the pipeline it launches, the Dataset it watches)
+    task.connect({"kind": kind, "poll_minutes": float(reg["trigger"]["poll_minutes"]), "pipeline_id": reg["draft_id"],
+                  "settings": json.dumps(spec["settings"]), "watches": json.dumps(reg["dataset"])}, name=SERVICE_SECTION)
     return scheduler
 
 
@@ -411,23 +426,34 @@ def show(overrides: Sequence[str]) -> int:
     if not services:
         print(f"no schedule or trigger is active for pipeline '{cfg.pipeline.name}'", flush=True)
         return 0
+    drafts = set()
     for found in services:
         task: Any = Task.get_task(task_id=found.id)
         kind = str(task.get_parameter(f"{SERVICE_SECTION}/kind"))
+        drafts.add(str(task.get_parameter(f"{SERVICE_SECTION}/pipeline_id")))
         print(f"{found.name}: task {found.id}, {found.status}", flush=True)
-        state = _state(task)
         if kind == SCHEDULE:
-            jobs = json.loads(task.get_configuration_object(SCHEDULE) or "[]")
-            for job in jobs:
+            settings = OmegaConf.create(json.loads(str(task.get_parameter(f"{SERVICE_SECTION}/settings"))))
+            state = _state(task)
+            for job in json.loads(task.get_configuration_object(SCHEDULE) or "[]"):
                 when = When(minute=int(job["minute"]), hour=job.get("hour"), day=job.get("day"),
                             weekdays=tuple(job["weekdays"]) if job.get("weekdays") else None)
-                for line in describe_timing(cfg.schedule, when, _planned(state, job["name"]) or next_run(when)):
+                for line in describe_timing(settings, when, _planned(state, job["name"]) or next_run(when)):
                     print(f"  {line}", flush=True)
-        runs = [j for j in state.get("executed_jobs") or state.get("executed_triggers") or [] if j.get("task_id")]
-        for run in runs[-int(cfg.schedule.history):]:
-            print("  " + describe_run(str(run["task_id"]), str(run.get("started", ""))), flush=True)
-        if not runs:
-            print("  no run launched yet", flush=True)
+        else:
+            watched = json.loads(str(task.get_parameter(f"{SERVICE_SECTION}/watches")))
+            print(f"  a run for each new version of {watched['project']}/{watched['name']} (checked every "
+                  f"{float(task.get_parameter(f'{SERVICE_SECTION}/poll_minutes')):g} min)", flush=True)
+    client = _client()
+    runs = sorted((run for draft in sorted(drafts)  # one draft: both services launch the registered pipeline
+                   for run in client.tasks.get_all(parent=draft, type=["controller"], system_tags=["-archived"],
+                                                   order_by=["-created"], page=0, page_size=int(cfg.schedule.history),
+                                                   only_fields=["id", "created", "tags"], search_hidden=True)),
+                  key=lambda run: str(run.created), reverse=True)[:int(cfg.schedule.history)]
+    print(f"last {len(runs)} run(s) launched:" if runs else "no run launched yet", flush=True)
+    for run in runs:
+        origin = "new data" if NEW_DATA_TAG in (run.tags or []) else "scheduled"
+        print(f"  {describe_run(run.id, str(run.created))} [{origin}]", flush=True)
     return 0
 
 
@@ -450,19 +476,18 @@ def _planned(state: dict[str, Any], name: str) -> datetime | None:
 
 def describe_run(controller_id: str, started: str) -> str:
     """One launched run: its status and, once its promote step reported, whether it promoted its model."""
-    from clearml import Task
-
-    try:
-        run: Any = Task.get_task(task_id=controller_id)
-    except ValueError:
-        return f"run {controller_id} (started {started}): deleted"
+    client = _client()
+    found = client.tasks.get_all(id=[controller_id], only_fields=["id", "status"])
+    if not found:
+        return f"run {controller_id} (started {started[:19]}): deleted"
     promoted = "promotion: pending"
-    steps: list[Any] = Task.get_tasks(task_filter={"parent": controller_id, "system_tags": ["-archived"]})
-    for step in steps:
-        if step.name.endswith("promote"):
-            value = step.get_parameter("Outputs/promoted")
-            promoted = {"True": "promoted its model", "False": "kept the production model"}.get(str(value), promoted)
-    return f"run {controller_id} (started {started[:19]}): {run.status}, {promoted}"
+    for step in client.tasks.get_all(parent=controller_id, name="promote$", system_tags=["-archived"], search_hidden=True,
+                                     only_fields=["id", "hyperparams"]):
+        outputs = (step.hyperparams or {}).get("Outputs") or {}
+        item = outputs.get("promoted")
+        value = item.get("value") if isinstance(item, dict) else getattr(item, "value", None)
+        promoted = {"True": "promoted its model", "False": "kept the production model"}.get(str(value), promoted)
+    return f"run {controller_id} (started {started[:19]}): {found[0].status}, {promoted}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

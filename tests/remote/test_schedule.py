@@ -4,6 +4,7 @@ that the step agents complete."""
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from pathlib import Path
@@ -52,7 +53,12 @@ def test_schedule_and_new_data_trigger_launch_runs_agents_complete(env: Env, tmp
 
     def diagnostics() -> str:
         ids = [t["id"] for kind in services(("queued", "in_progress", "stopped")).values() for t in kind]
-        return "\n".join(f"--- service {i} ---\n{task_log(env.api, i)[-3000:]}" for i in ids) + env.agents.logs()
+        configs = [json.dumps((env.api.task(i).get("configuration") or {}).get("datasets")) for i in ids]
+        versions = env.api.call("tasks.get_all", system_tags=["dataset"], search_hidden=True,
+                                only_fields=["id", "name", "project", "status", "last_update", "last_change"])["tasks"]
+        refused = env.endpoint.standin.state.failed_calls[-30:] if env.endpoint.standin else []
+        return ("\n".join(f"--- service {i} ---\n{task_log(env.api, i)[-3000:]}" for i in ids) + env.agents.logs()
+                + f"\n--- trigger configs ---\n{configs}\n--- datasets ---\n{versions}\n--- refused ---\n{refused}")
 
     # 1. a schedule every minute: exactly one scheduler and one trigger task on the services queue
     first = run_cli(env.endpoint, env.checkout.work, env.logdir, "schedule", "register", *runs, *settings,
@@ -118,7 +124,9 @@ def test_schedule_and_new_data_trigger_launch_runs_agents_complete(env: Env, tmp
     assert shown.returncode == 0, shown.output[-6000:]
     assert re.search(r"next run: \d{4}-\d\d-\d\d 18:15 UTC = \d{4}-\d\d-\d\d 03:15 JST", shown.output), shown.output
     verdict = {"True": "promoted its model", "False": "kept the production model"}[promoted]
-    assert f"run {triggered[0]['id']}" in shown.output and f"completed, {verdict}" in shown.output, shown.output
+    assert re.search(rf"run {triggered[0]['id']} \(started [^)]*\): completed, {verdict} \[new data\]", shown.output), shown.output
+    assert re.search(rf"run {scheduled['id']} \(started [^)]*\): completed, .* \[scheduled\]", shown.output), shown.output
+    assert f"a run for each new version of {raw_project}/{name}" in shown.output
 
     # 5. remove: no service left running
     removed = run_cli(env.endpoint, env.checkout.work, env.logdir, "schedule", "remove", *runs)
