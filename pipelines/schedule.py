@@ -176,19 +176,25 @@ def run_overrides(cfg: DictConfig, own: Sequence[str]) -> list[str]:
     return [*(o for o in cfg.schedule.run_overrides if override_key(str(o)) not in given), *own]
 
 
-def prepare(overrides: Sequence[str], now: datetime | None = None) -> Registration:
-    """Validate everything ``register`` needs before anything on the server changes."""
-    since = datetime.now(timezone.utc)
+def plan_runs(overrides: Sequence[str], now: datetime | None = None) -> tuple[Plan, When]:
+    """The scheduled runs' validated parameters and the schedule's UTC timing (no server needed)."""
     settings, own = split_overrides(overrides)
     base = compose_config([*settings, *own])
-    runs = run_overrides(base, own)
-    plan = plan_from_overrides([*runs, *settings])
+    plan = plan_from_overrides([*run_overrides(base, own), *settings])
     cfg = plan.cfg
     when = when_from_config(cfg.schedule, now)
     if cfg.schedule.trigger.enabled and str(cfg.data.source) != "clearml_dataset":
         raise ConfigError("schedule.trigger.enabled", "the new-data trigger watches the raw ClearML Dataset of "
                                                       "data=clearml_dataset; the scheduled runs use "
                                                       f"data={cfg.data.source}")
+    return plan, when
+
+
+def prepare(overrides: Sequence[str], now: datetime | None = None) -> Registration:
+    """Validate everything ``register`` needs before anything on the server changes."""
+    since = datetime.now(timezone.utc)
+    plan, when = plan_runs(overrides, now)
+    cfg = plan.cfg
     if cfg.schedule.trigger.enabled:
         from components.common.clearml_io import latest_raw_dataset_id
 

@@ -102,6 +102,10 @@ def test_pipeline_run_completes_on_agents(env: Env, first_run: Run) -> None:
                  for v in m.values()}
     assert monitored[("test", "mean_dice")]["value"] == pytest.approx(test_dice, abs=1e-4), controller.get("last_metrics")
     assert model_id in {m["model"] for m in controller["models"]["output"]}, controller["models"]
+    # ... and the promotion decision: its scalars and, in the run's console, the decision text
+    assert monitored[("promotion", "challenger_mean_dice")]["value"] == pytest.approx(test_dice, abs=1e-4)
+    verdict = "PROMOTED" if promoted else "not promoted"
+    assert f"promote: {verdict} {model_id} (vs no production model)" in task_log(env.api, controller["id"])
 
 
 def _epochs_run(log: str) -> set[str]:

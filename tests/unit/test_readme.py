@@ -12,10 +12,11 @@ from omegaconf import OmegaConf
 
 from pipelines.config import CONFIG_DIR, compose_config
 from pipelines.remote import plan_from_overrides
+from pipelines.schedule import plan_runs
 from tests.support import REPO
 
 README = (REPO / "README.md").read_text()
-PLACEHOLDERS = {"<run-id>": "20260101-000000"}
+PLACEHOLDERS = {"<run-id>": "20260101-000000", "<dataset-id>": "0123456789abcdef"}
 
 
 def _commands() -> list[list[str]]:
@@ -29,7 +30,7 @@ def _commands() -> list[list[str]]:
             words = shlex.split(line) if line else []
             for i, word in enumerate(words):  # the pipeline command may follow `&&` (the quick start)
                 if word.endswith(("monai-pipeline", "components/preprocess.py", "components/train.py",
-                                  "components/evaluate.py")):
+                                  "components/evaluate.py", "components/promote.py")):
                     commands.append(words[i:])
                     break
     return commands
@@ -40,8 +41,8 @@ COMMANDS = _commands()
 
 def test_the_readme_documents_the_commands_it_should() -> None:
     names = {" ".join(c[:2]) if c[0].endswith("monai-pipeline") else c[0] for c in COMMANDS}
-    assert {".venv/bin/monai-pipeline run", "monai-pipeline run", "monai-pipeline remote",
-            "components/train.py", "components/evaluate.py"} <= names, names
+    assert {".venv/bin/monai-pipeline run", "monai-pipeline run", "monai-pipeline remote", "monai-pipeline schedule",
+            "components/train.py", "components/evaluate.py", "components/promote.py"} <= names, names
     assert len(COMMANDS) >= 12, COMMANDS
 
 
@@ -51,7 +52,14 @@ def test_every_readme_command_composes(command: list[str]) -> None:
         verb, overrides = command[1], [w for w in command[2:] if w != "[overrides]"]
     else:
         verb, overrides = "step", command[1:]
-    if verb in ("remote", "controller", "register"):
+    if verb == "schedule":
+        action, overrides = overrides[0], overrides[1:]
+        assert action in ("register", "remove", "show"), command
+        if action == "register":
+            plan_runs(overrides)  # the runs' parameters and the timing, as register checks them first
+        else:
+            compose_config(overrides)
+    elif verb in ("remote", "controller", "register"):
         plan_from_overrides(overrides)  # parameters typed and validated, as the controller would
     else:
         assert verb in ("run", "step"), command
