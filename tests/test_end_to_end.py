@@ -48,7 +48,11 @@ def test_run_reaches_dice_floor_and_prints_summary(pipeline_run: tuple[Path, dic
     assert summary["status"] == "completed" and summary["offline"] is True
     assert summary["test_metrics"]["mean_dice"] >= DICE_FLOOR, summary["test_metrics"]
     assert set(summary["test_metrics"]["dice"]) == {"low", "high"}
-    assert set(summary["seconds"]) == {"preprocess", "train", "evaluate"}
+    assert set(summary["seconds"]) == {"preprocess", "train", "evaluate", "promote"}
+    # the first model of this output root, above promote.min_dice: promoted into the local production folder
+    assert summary["promotion"]["promotion_promote"] == "True", summary["promotion"]
+    assert "promote: PROMOTED local:e2e (vs no production model)" in stdout
+    assert json.loads((run_dir.parent / "production" / "champion.json").read_text())["id"] == "local:e2e"
     assert "test mean Dice" in stdout and "clearml-task --import-offline-session" in stdout
     assert "epoch 30/30" in stdout, "training must show per-epoch progress"
     for step in ("preprocess", "train", "evaluate"):
