@@ -16,6 +16,8 @@ gets it as the Hydra key ``inputs.<name>``. The remote pipeline wires it as
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -149,6 +151,12 @@ def python_env(base: dict[str, str]) -> dict[str, str]:
     code of *its* checkout even when another checkout is the installed one.
     """
     return {**base, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), base.get("PYTHONPATH")]))}
+
+
+def run_script(script: Path | str, *args: str) -> int:
+    """Run a script of this checkout from the repository root (``python_env``): ClearML then records it,
+    relative to the root, as the entry point of a task it creates (what an agent runs)."""
+    return subprocess.call([sys.executable, str(script), *args], cwd=str(REPO_ROOT), env=python_env(dict(os.environ)))
 
 
 check()

@@ -21,8 +21,6 @@ the DAG from the controller task's (possibly UI-edited) parameters.
 from __future__ import annotations
 
 import logging
-import os
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -35,7 +33,7 @@ from components.common import clearml_compat
 from components.common.errors import PipelineError
 from components.common.tracking import task_name
 from pipelines.config import OVERLAY_GROUPS, compose_config, compose_with_choices
-from pipelines.dag import REPO_ROOT, STEPS, Step, producer, python_env
+from pipelines.dag import STEPS, Step, producer, run_script
 from pipelines.parameters import (PARAMETERS, ParameterError, as_ui_values, defaults_from, format_value,
                                   hydra_overrides, override_key, validate)
 
@@ -346,8 +344,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def launch(command: str, overrides: Sequence[str]) -> int:
     """Run this file as a script from the repository root (so ClearML records it as the controller's entry point)."""
-    cmd = [sys.executable, str(Path(__file__).resolve()), command, *overrides]
-    return subprocess.call(cmd, cwd=str(REPO_ROOT), env=python_env(dict(os.environ)))
+    return run_script(Path(__file__).resolve(), command, *overrides)
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ from omegaconf import DictConfig, OmegaConf
 from components.common import clearml_compat
 from components.common.errors import ConfigError, PipelineError
 from pipelines.config import compose_config
-from pipelines.dag import REPO_ROOT, python_env
+from pipelines.dag import REPO_ROOT, python_env, run_script
 from pipelines.parameters import ParameterError, as_ui_values, override_key
 from pipelines.remote import Plan, plan_from_overrides
 
@@ -526,8 +526,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def launch(command: str, overrides: Sequence[str]) -> int:
     """Run this file as a script from the repository root (the services' entry point is this file)."""
-    cmd = [sys.executable, str(Path(__file__).resolve()), command, *overrides]
-    return subprocess.call(cmd, cwd=str(REPO_ROOT), env=python_env(dict(os.environ)))
+    return run_script(Path(__file__).resolve(), command, *overrides)
 
 
 if __name__ == "__main__":
