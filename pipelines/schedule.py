@@ -318,7 +318,6 @@ def build_service(spec: dict[str, Any]) -> Any:
     from clearml.automation import TaskScheduler, TriggerScheduler
 
     reg, kind = spec["registration"], spec["kind"]
-    clearml_compat.report_from_threads()
     scheduler: Any
     if kind == SCHEDULE:
         scheduler = TaskScheduler(force_create_task_name=service_name(reg["name"], kind),
@@ -354,7 +353,6 @@ def serve() -> int:
     from clearml import Task
     from clearml.automation import TaskScheduler, TriggerScheduler
 
-    clearml_compat.report_from_threads()
     task: Any = Task.get_task(task_id=_remote_task_id())
     kind = str(task.get_parameter(f"{SERVICE_SECTION}/kind"))
     scheduler: Any
@@ -501,6 +499,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from clearml.config import running_remotely
 
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s %(name)s %(levelname)s] %(message)s")
+    clearml_compat.report_from_threads()  # both before the services' Task.init (see their docstrings): a stopped
+    clearml_compat.exit_on_sigterm()  # service must end when its agent sends SIGTERM
     args = list(sys.argv[1:] if argv is None else argv)
     if running_remotely():
         return serve()

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+import psutil
 import pytest
 
 from pipelines.schedule import SERVICE_TAG
@@ -128,9 +129,24 @@ def test_schedule_and_new_data_trigger_launch_runs_agents_complete(env: Env, tmp
     assert re.search(rf"run {scheduled['id']} \(started [^)]*\): completed, .* \[scheduled\]", shown.output), shown.output
     assert f"a run for each new version of {raw_project}/{name}" in shown.output
 
-    # 5. remove: no service left running
+    # 5. remove: no service left running (and no process of theirs)
+    assert len(_service_processes(set(second_ids.values()))) == 2
     removed = run_cli(env.endpoint, env.checkout.work, env.logdir, "schedule", "remove", *runs)
     assert removed.returncode == 0 and "removed 2 service task(s)" in removed.output, removed.output
     assert services() == {"schedule": [], "new-data trigger": []}
     for task_id in second_ids.values():
         assert env.api.task(task_id)["status"] == "stopped"
+    _until("the service processes to end", lambda: not _service_processes(set(second_ids.values())), 90, diagnostics)
+
+
+def _service_processes(task_ids: set[str]) -> list[int]:
+    """Processes running one of the service tasks (the agent starts them with CLEARML_TASK_ID set)."""
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        try:
+            if "pipelines/schedule.py" in " ".join(proc.info["cmdline"] or []) and \
+                    proc.environ().get("CLEARML_TASK_ID") in task_ids:
+                found.append(proc.pid)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return found
