@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import TINY_OVERRIDES
 from tests.standin.fixtures import ApiClient, ClearMLEndpoint, SdkRunner
-from tests.support import clearml_data, latest_dataset_version, model_metadata, raw_case_folder, section
+from tests.support import cli, clearml_data, latest_dataset_version, model_metadata, raw_case_folder, run_command, section
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -114,3 +114,21 @@ def test_promotion_champion_and_challenger_in_the_registry(sdk: SdkRunner, clear
     assert "production" in model("strong")["tags"] and "production" not in model("weak")["tags"]
     assert "not better by the margin" in model_metadata(model("weak"))["promotion_reason"]
     assert worse["decision"]["promotion_reason"].startswith("kept the production model: not better by the margin")
+
+
+def test_local_run_with_a_server_promotes_in_the_model_registry(clearml_server: ClearMLEndpoint, clearml_api: ApiClient,
+                                                                tmp_path: Path, unique_name: str) -> None:
+    """``monai-pipeline run`` with a server configured compares with the registry's production model, not a
+    local folder, and says so in its summary."""
+    run = run_command(cli("run", *(o for o in TINY_OVERRIDES if not o.startswith("clearml.offline")), "clearml.offline=auto",
+                          f"clearml.project={unique_name}", f"paths.output_root={tmp_path}", "paths.run_id=online",
+                          "promote.min_dice=0.0"),
+                      tmp_path / "run.log", env=clearml_server.env())
+    assert run.returncode == 0, run.output[-6000:]
+    summary = json.loads((tmp_path / "online" / "summary.json").read_text())
+    model_id = summary["outputs"]["train"]["model_id"]
+    assert model_id and summary["outputs"]["promote"] == {"promoted": True, "production_model_id": model_id}
+    assert f"promote: PROMOTED {model_id} (vs no production model)" in run.output
+    model = clearml_api.call("models.get_by_id", model=model_id)["model"]
+    assert model["ready"] and "production" in model["tags"]
+    assert not (tmp_path / "production").exists(), "online, the local champion folder is not used"
