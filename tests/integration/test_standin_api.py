@@ -120,8 +120,12 @@ def test_get_all_filters(clearml_api: ApiClient, unique_name: str) -> None:
     def ids(**query: object) -> set[str]:
         return {t["id"] for t in clearml_api.call("tasks.get_all", project=[project], **query)["tasks"]}
 
-    assert ids(name="^alpha") == {a}  # case-insensitive regex; hidden task left out
-    assert ids(name="^alpha", search_hidden=True) == {a, hidden}
+    # a top-level pattern is case-sensitive (base.py RegexWrapper without flags); hidden tasks are left out
+    assert ids(name="^Alpha") == {a}
+    assert ids(name="^alpha") == set()
+    assert ids(name="^alpha", search_hidden=True) == {hidden}
+    assert ids(name="(?i)^alpha", search_hidden=True) == {a, hidden}  # inline flags reach the regex engine
+    assert ids(_or_={"fields": ["name"], "pattern": "^ALPHA"}, search_hidden=True) == {a, hidden}  # _or_ ignores case
     assert ids(id=[hidden]) == {hidden}
     assert ids(system_tags=["keep", "-drop"]) == {a}
     assert ids(type=["testing"]) == {b}

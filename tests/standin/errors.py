@@ -43,6 +43,19 @@ def invalid_regex(extra: str) -> ApiError:
     return ApiError(400, 21, _message("Malformed regular expression", extra, {}))
 
 
+TAG_OPERATOR_PREFIX = "__$"  # base.py GetMixin.NewListFieldBucketHelper.op_prefix
+
+
+def validate_tags(tags: Any, system_tags: Any) -> None:
+    """services/utils.py ``validate_tags``: tags that look like query operators (``__$...``) cannot be stored; the
+    first list holding any is reported. Callers decide when it applies (``conform_tag_fields`` only when ``tags``
+    is in the request)."""
+    for values in filter(None, (tags, system_tags)):
+        unsupported = [t for t in values if isinstance(t, str) and t.startswith(TAG_OPERATOR_PREFIX)]
+        if unsupported:
+            raise fields_value_error("unsupported tag prefix", values=unsupported)
+
+
 def missing_fields(*fields: str) -> ApiError:
     return ApiError(400, 11, "Validation error (missing required fields)", fields=list(fields))
 
@@ -51,12 +64,18 @@ def invalid_task_id(task_id: Any) -> ApiError:
     return ApiError(400, 101, f"Invalid task id: id={task_id}")
 
 
-def invalid_task_status(msg: str, **data: Any) -> ApiError:
-    return ApiError(400, 110, f"Invalid task status: {msg}", **data)
+def invalid_task_status(extra: str | None = None, **data: Any) -> ApiError:
+    return ApiError(400, 110, _message("Invalid task status", extra, data), **data)
 
 
 def invalid_model_id(model_id: Any) -> ApiError:
     return ApiError(400, 201, f"Invalid model id: id={model_id}")
+
+
+def model_is_ready(company: str, model_id: str) -> ApiError:
+    """``ModelBLL.publish_model`` on a model that is already ready."""
+    return ApiError(400, 203, _message("Model is ready", None, {"company": company, "model": model_id}),
+                    company=company, model=model_id)
 
 
 def invalid_project_id(project_id: Any) -> ApiError:

@@ -64,11 +64,9 @@ COMPARE: dict[str, Callable[[Any, Any], bool]] = {
     ">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt, "": operator.eq,
 }
 MULTI_FIELD = {"_any_": any, "_or_": any, "_all_": all, "_and_": all}
-# KNOWN DEVIATION: the real server compiles a top-level pattern (``name=...``) with no flags, so it is
-# case-sensitive (base.py: ``RegexWrapper(pattern)``); only ``_any_``/``_or_``/``_all_``/``_and_`` patterns
-# ignore case. The stand-in has always ignored case here and tests/integration/test_standin_api.py
-# (test_get_all_filters) relies on it; set this to 0 once that test expects the real behaviour.
-TOP_LEVEL_PATTERN_FLAGS = re.IGNORECASE
+# The real server compiles a top-level pattern (``name=...``) with no flags, so it is case-sensitive
+# (base.py: ``RegexWrapper(pattern)``); only ``_any_``/``_or_``/``_all_``/``_and_`` patterns ignore case.
+TOP_LEVEL_PATTERN_FLAGS = 0
 
 
 def get_path(doc: Doc, path: str) -> Any:

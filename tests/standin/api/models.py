@@ -1,4 +1,8 @@
-"""models.*: registration, editing, update_for_task (output models), readiness and metadata."""
+"""models.*: registration, editing, update_for_task (output models), readiness and metadata.
+
+Follows clearml-server's apiserver/services/models.py, bll/model/__init__.py (``ModelBLL``) and
+bll/model/metadata.py (``Metadata``) of v1.17.0.
+"""
 
 from __future__ import annotations
 
@@ -7,67 +11,205 @@ from typing import Any
 
 from tests.standin import errors, query
 from tests.standin.api import Call, endpoint
+from tests.standin.api.projects import include_subprojects
+from tests.standin.api.tasks import change_status, update_statistics
 from tests.standin.state import COMPANY, USER, Doc, State, new_id, now_iso
 
-FIELDS = ("name", "uri", "framework", "design", "labels", "ready", "project", "task", "parent",
-          "comment", "tags", "system_tags")
-
-
-def _metadata(items: Any) -> Doc:
-    """The API takes metadata as a list of {key, type, value}; it is kept and returned keyed by key."""
-    if isinstance(items, dict):
-        return copy.deepcopy(items)
-    return {i["key"]: {"key": i["key"], "type": i.get("type"), "value": i.get("value")} for i in items or [] if i.get("key")}
+# services/models.py ``create_fields``: what models.edit takes (None values are dropped, parse_from_call)
+EDIT_FIELDS = ("name", "tags", "system_tags", "task", "comment", "uri", "project", "parent", "framework", "design",
+               "labels", "ready", "metadata")
+# database/model/model.py: the fields with ``user_set_allowed``; models.update (Model.safe_update) keeps only these
+USER_SET_ALLOWED = ("name", "project", "created", "comment", "tags", "system_tags", "uri", "ui_cache", "metadata")
+# services/models.py ``last_update_fields``: only these move ``last_update``; any change moves ``last_change``
+LAST_UPDATE_FIELDS = ("uri", "framework", "design", "labels", "ready", "metadata", "system_tags", "tags")
+# apimodels/metadata.py MetadataItem: three required string fields (jsonmodels iterates them sorted by name)
+METADATA_ITEM_FIELDS = ("key", "type", "value")
+METADATA_ITEM_CLASS = "apiserver.apimodels.metadata.MetadataItem"
 
 
 def new_model(state: State, body: Doc) -> Doc:
     now = now_iso()
     doc: Doc = {
         "id": new_id(), "company": COMPANY, "user": USER["id"], "created": now, "last_update": now,
-        "ready": True, "tags": [], "system_tags": [], "labels": {}, "design": {}, "metadata": {},
-        "comment": "", "framework": None, "uri": None, "project": None, "task": None, "parent": None,
+        "last_change": now, "ready": True, "tags": [], "system_tags": [], "labels": {}, "design": {},
+        "metadata": {}, "comment": "", "framework": None, "uri": None, "project": None, "task": None,
+        "parent": None, "last_iteration": 0,
     }
-    _apply(state, doc, body)
+    doc.update({k: copy.deepcopy(body[k]) for k in EDIT_FIELDS if k in body})
     state.models[doc["id"]] = doc
     return doc
 
 
-def _apply(state: State, doc: Doc, body: Doc) -> Doc:
-    fields = {k: copy.deepcopy(body[k]) for k in FIELDS if k in body}
-    if fields.get("project"):
-        state.project(fields["project"])
-    doc.update(fields)
-    if "metadata" in body:
-        doc["metadata"] = _metadata(body["metadata"])
-        fields["metadata"] = doc["metadata"]
-    if body.get("iteration") is not None:
-        doc["last_iteration"] = int(body["iteration"])
-    doc["last_update"] = now_iso()
+# --- request validation, as the real server's request models and helpers refuse -----------------------
+
+def _jsonmodels_error(detail: str) -> errors.ApiError:
+    """A jsonmodels ValidationError: service_repo/validators.py ``validate_data`` lower-cases its text into 400/12."""
+    return errors.validation_error(detail.lower())
+
+
+def _wrong_type(expected: str, value: Any) -> str:
+    """str() of jsonmodels' two-argument type error, as the server embeds it."""
+    return str((f'Value is wrong, expected type "{expected}"', value))
+
+
+def _required_string(body: Doc, name: str) -> None:
+    """A ``StringField(required=True)`` missing from the request (reported by ``Base.validate()``)."""
+    if body.get(name) is None:
+        raise _jsonmodels_error(f"Error for field '{name}'. Field is required!")
+
+
+def _nonempty_list(body: Doc, name: str) -> list[Any]:
+    """A ``ListField([...], validators=Length(minimum_value=1))`` (apimodels/batch.py, apimodels/metadata.py)."""
+    too_short = "Value '[]' length is lower than allowed minimum '1'."
+    if name not in body:  # left unset: Base.validate() fills in [] and checks it
+        raise _jsonmodels_error(f"Error for field '{name}'. {too_short}")
+    value = body[name]
+    if not value:  # None or empty: parse_value gives [] when the field is set
+        raise _jsonmodels_error(f"Error for field '{name}': {too_short}.")
+    if not isinstance(value, list):
+        raise _jsonmodels_error(f"Error for field '{name}': {_wrong_type('list', value)}.")
+    return value
+
+
+def _string_list(body: Doc, name: str) -> list[str]:
+    values = _nonempty_list(body, name)
+    for value in values:
+        if not isinstance(value, str):  # ListField._cast_value calls str(**value)
+            raise errors.validation_error(f"str() argument after ** must be a mapping, not {type(value).__name__}")
+    return values
+
+
+def _metadata_items(body: Doc) -> list[Doc]:
+    """``AddOrUpdateMetadata.metadata``: at least one MetadataItem, each with string key, type and value.
+    Items are built first (a wrong type or an explicit null fails there, wrapped twice by jsonmodels' ``set_field``,
+    hence the two full stops), then validated (a missing field)."""
+    items = _nonempty_list(body, "metadata")
+    for item in items:
+        if not isinstance(item, dict):  # MetadataItem(**item): a CallParsingError, not lower-cased
+            raise errors.validation_error(f"{METADATA_ITEM_CLASS}() argument after ** must be a mapping, not {type(item).__name__}")
+        for name in METADATA_ITEM_FIELDS:
+            if name not in item:
+                continue
+            if item[name] is None:
+                raise _jsonmodels_error(f"Error for field 'metadata': Error for field '{name}': Field is required!..")
+            if not isinstance(item[name], str):
+                raise _jsonmodels_error(f"Error for field 'metadata': Error for field '{name}': {_wrong_type('str', item[name])}..")
+    for item in items:
+        for name in METADATA_ITEM_FIELDS:
+            if name not in item:
+                inner = (f"Error for field '{name}'.", "ValidationError('Field is required!')")
+                raise _jsonmodels_error(f"Error for field 'metadata': (\"{inner[0]}\", {inner[1]}).")
+    return [{name: item[name] for name in METADATA_ITEM_FIELDS} for item in items]
+
+
+def _escape_metadata(fields: Doc) -> None:
+    """services/utils.py ``escape_metadata``: ``metadata.items()`` on whatever was sent; anything but an object fails
+    there with an AttributeError, which the real server answers as a 500."""
+    metadata = fields.get("metadata")
+    if not metadata:
+        if "metadata" in fields:
+            fields["metadata"] = {}
+        return
+    if not isinstance(metadata, dict):
+        raise errors.ApiError(500, 0, f"'{type(metadata).__name__}' object has no attribute 'items'")
+    fields["metadata"] = copy.deepcopy(metadata)
+
+
+def _prepare_update_fields(state: State, fields: Doc) -> Doc:
+    """services/models.py ``prepare_update_fields``: a new uri clears the UI cache, the task must exist, labels map
+    strings to integers, tags carry no operator prefix, metadata is an object."""
+    fields = dict(fields)
+    if "uri" in fields:
+        fields["ui_cache"] = fields.pop("ui_cache", {})
+    if "task" in fields:
+        state.task(fields["task"])
+    labels = fields.get("labels")
+    if "labels" in fields and isinstance(labels, dict):
+        bad = [v for v in labels.values() if not isinstance(v, int)]
+        if bad:
+            raise errors.validation_error("labels values must be integers", values=bad)
+    if "tags" in fields:
+        errors.validate_tags(fields["tags"], fields.get("system_tags"))
+    _escape_metadata(fields)
     return fields
 
+
+# --- endpoints ------------------------------------------------------------------------------------------
 
 @endpoint("models.create")
 def create(state: State, body: Doc, call: Call) -> Doc:
     missing = [k for k in ("name", "uri") if not body.get(k)]
     if missing:
         raise errors.missing_fields(*missing)
-    return {"id": new_model(state, body)["id"], "created": True}
+    metadata = body.get("metadata")
+    if metadata is not None and not isinstance(metadata, dict):  # CreateModelRequest: DictField(value_types=[MetadataItem])
+        raise _jsonmodels_error(f"Error for field 'metadata': {_wrong_type('dict', metadata)}.")
+    if body.get("project") and body["project"] not in state.projects:  # validate_id(Project, ...)
+        raise errors.validation_error("Invalid project ids", project=body["project"])
+    if body.get("task"):
+        state.task(body["task"])
+    errors.validate_tags(body.get("tags"), body.get("system_tags"))  # the request model always has both lists
+    fields = {k: body[k] for k in EDIT_FIELDS if body.get(k) is not None}
+    _escape_metadata(fields)
+    return {"id": new_model(state, fields)["id"], "created": True}
 
 
-@endpoint("models.edit", "models.update")
+def _check_references(state: State, fields: Doc) -> None:
+    """``parse_from_call`` with create_fields: task, project and parent ids must exist (400/16)."""
+    for key, kind, pool in (("task", "Task", state.tasks), ("project", "Project", state.projects),
+                            ("parent", "Model", state.models)):
+        if key in fields and fields[key] not in pool:
+            raise errors.fields_value_error(f"expecting {kind} id", id=fields[key], field=key)
+
+
+@endpoint("models.edit")
 def edit(state: State, body: Doc, call: Call) -> Doc:
+    """Any of the create fields (``ready`` too); ``iteration`` goes to the model's task's statistics."""
     doc = state.model(body.get("model"))
-    return {"updated": 1, "fields": _apply(state, doc, body)}
+    fields = {k: copy.deepcopy(body[k]) for k in EDIT_FIELDS if body.get(k) is not None}
+    _check_references(state, fields)
+    fields = _prepare_update_fields(state, fields)
+    task_id = doc.get("task") or fields.get("task")
+    if task_id and body.get("iteration") is not None:
+        update_statistics(state, task_id, last_iteration_max=int(body["iteration"]))
+    if not fields:
+        return {"updated": 0}
+    now = now_iso()
+    fields.update(last_change=now, last_changed_by=USER["id"])
+    if any(f in fields for f in LAST_UPDATE_FIELDS):
+        fields["last_update"] = now
+    doc.update(copy.deepcopy(fields))
+    return {"updated": 1, "fields": fields}
+
+
+@endpoint("models.update")
+def update(state: State, body: Doc, call: Call) -> Doc:
+    """``_update_model``: only user-settable fields are written (ready, framework, design, labels, parent and task
+    are dropped silently); ``iteration`` with ``task`` goes to that task's statistics."""
+    doc = state.model(body.get("model"))
+    data = _prepare_update_fields(state, body)
+    if data.get("task") and data.get("iteration") is not None:
+        update_statistics(state, data["task"], last_iteration_max=int(data["iteration"]))
+    fields = {k: copy.deepcopy(data[k]) for k in USER_SET_ALLOWED if k in data}
+    if not fields:
+        return {"updated": 0, "fields": {}}
+    now = now_iso()
+    fields.update(last_change=now, last_changed_by=USER["id"])
+    doc.update(copy.deepcopy(fields))
+    if any(f in fields for f in LAST_UPDATE_FIELDS):
+        doc["last_update"] = now
+    return {"updated": 1, "fields": fields}
 
 
 @endpoint("models.update_for_task")
 def update_for_task(state: State, body: Doc, call: Call) -> Doc:
-    """Create (or override) the output model of a task, as the SDK's OutputModel does."""
+    """Create (or override) the output model of a task, as the SDK's OutputModel did before API 2.13."""
     task = state.task(body.get("task"))
     fields = {k: body[k] for k in ("uri", "name", "comment", "tags", "system_tags") if body.get(k) is not None}
     if body.get("override_model_id"):
         doc = state.model(body["override_model_id"])
-        _apply(state, doc, fields)
+        doc.update(copy.deepcopy(fields))
+        doc["last_update"] = doc["last_change"] = now_iso()
         created = False
     else:
         if not body.get("uri"):
@@ -82,13 +224,14 @@ def update_for_task(state: State, body: Doc, call: Call) -> Doc:
     refs = task.setdefault("models", {}).setdefault("output", [])
     refs[:] = [r for r in refs if r.get("model") != doc["id"]]
     refs.append({"name": doc["name"], "model": doc["id"], "updated": now_iso()})
-    if body.get("iteration") is not None:
-        doc["last_iteration"] = int(body["iteration"])
+    # TaskBLL.update_statistics: the iteration is the task's, not the model's
+    update_statistics(state, task["id"], last_iteration_max=None if body.get("iteration") is None else int(body["iteration"]))
     return {"id": doc["id"], "created": created, "updated": 0 if created else 1, "fields": fields}
 
 
 @endpoint("models.get_all", "models.get_all_ex")
 def get_all(state: State, body: Doc, call: Call) -> Doc:
+    body = include_subprojects(state, body)
     results, scroll_id = query.run(state.models.values(), body, query.MODELS, hidden_aware=False)  # no hidden filter for models
     return {"models": results, "scroll_id": scroll_id}
 
@@ -107,35 +250,80 @@ def get_by_task_id(state: State, body: Doc, call: Call) -> Doc:
     return {"model": query.project(state.model(refs[-1]["model"]), None)}
 
 
+def publish_model(state: State, model_id: Any, force_publish_task: bool = False,
+                  publish_task: bool = True) -> tuple[int, Doc | None]:
+    """``ModelBLL.publish_model``: a ready model is refused (400/203); with ``publish_task`` the model's task is
+    published first unless it already is (its status must allow it unless ``force_publish_task``, else 400/110 and the
+    model stays as it was); then the model becomes ready. Returns (updated, published_task)."""
+    doc = state.model(model_id)
+    if doc.get("ready"):
+        raise errors.model_is_ready(doc["company"], doc["id"])
+    published_task = None
+    task = state.tasks.get(doc.get("task") or "") if publish_task else None
+    if task is not None and task["status"] != "published":
+        res = change_status(state, task, "published", {}, force=force_publish_task, published=now_iso())
+        published_task = {"id": task["id"], "data": res}
+    now = now_iso()
+    doc.update(ready=True, last_update=now, last_change=now)
+    return 1, published_task
+
+
+def _bool(body: Doc, name: str, default: bool) -> bool:
+    value = body.get(name)
+    return default if value is None else bool(value)
+
+
 @endpoint("models.set_ready")
 def set_ready(state: State, body: Doc, call: Call) -> Doc:
-    doc = state.model(body.get("model"))
-    doc["ready"] = True
-    doc["last_update"] = now_iso()
-    published_task = None
-    task = state.tasks.get(doc.get("task") or "")
-    if body.get("publish_task", True) and task is not None and task["status"] != "published":
-        from tests.standin.api.tasks import change_status  # tasks imports models' neighbours only
+    _required_string(body, "model")
+    updated, published_task = publish_model(state, body["model"], _bool(body, "force_publish_task", False),
+                                            _bool(body, "publish_task", True))
+    result: Doc = {"updated": updated}
+    if published_task is not None:  # PublishModelResponse leaves an unset field out
+        result["published_task"] = published_task
+    return result
 
-        res = change_status(state, task, "published", {}, force=bool(body.get("force_publish_task")), published=now_iso())
-        published_task = {"id": task["id"], "data": res}
-    return {"updated": 1, "published_task": published_task}
+
+@endpoint("models.publish_many")
+def publish_many(state: State, body: Doc, call: Call) -> Doc:
+    """``run_batch_operation`` over ``publish_model``: each id succeeds or is reported with its error."""
+    ids = _string_list(body, "ids")
+    force, publish_task = _bool(body, "force_publish_task", False), _bool(body, "publish_task", True)
+    succeeded, failed = [], []
+    for model_id in ids:
+        try:
+            updated, published_task = publish_model(state, model_id, force, publish_task)
+        except errors.ApiError as exc:
+            failed.append({"id": model_id, "error": {"codes": [exc.code, exc.subcode], "msg": exc.msg, "data": exc.data}})
+        else:
+            succeeded.append({"id": model_id, "updated": bool(updated), "published_task": published_task})
+    return {"succeeded": succeeded, "failed": failed}
 
 
 @endpoint("models.add_or_update_metadata")
 def add_or_update_metadata(state: State, body: Doc, call: Call) -> Doc:
-    doc = state.model(body.get("model"))
+    """``Metadata.edit_metadata``: items keyed by key, all replaced with ``replace_metadata``; moves last_update."""
+    items = _metadata_items(body)
+    _required_string(body, "model")
+    doc = state.model(body["model"])
+    metadata = {item["key"]: item for item in items}
     if body.get("replace_metadata"):
-        doc["metadata"] = {}
-    doc.setdefault("metadata", {}).update(_metadata(body.get("metadata")))
+        doc["metadata"] = metadata
+    else:
+        doc.setdefault("metadata", {}).update(metadata)
+    doc["last_update"] = doc["last_change"] = now_iso()
     return {"updated": 1}
 
 
 @endpoint("models.delete_metadata")
 def delete_metadata(state: State, body: Doc, call: Call) -> Doc:
-    doc = state.model(body.get("model"))
-    for key in body.get("keys") or []:
+    """``Metadata.delete_metadata``: at least one key; unknown keys are no error; moves last_update."""
+    keys = _string_list(body, "keys")
+    _required_string(body, "model")
+    doc = state.model(body["model"])
+    for key in set(keys):
         doc.setdefault("metadata", {}).pop(key, None)
+    doc["last_update"] = doc["last_change"] = now_iso()
     return {"updated": 1}
 
 

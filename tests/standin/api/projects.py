@@ -11,16 +11,24 @@ def _by_name(state: State, name: str) -> Doc | None:
     return next((p for p in state.projects.values() if p["name"] == name), None)
 
 
-def ensure_project(state: State, name: str, system_tags: list[str] | None = None, **fields: object) -> Doc:
-    """Get or create project ``name`` and its parents, as the real server does for paths."""
+def normalized_name(name: str) -> str:
+    """sub_projects.py ``_validate_project_name``: no empty parts, each stripped."""
     name = "/".join(part.strip() for part in name.split("/") if part.strip())
     if not name:
         raise errors.ApiError(400, 407, "Invalid project name")
+    return name
+
+
+def ensure_project(state: State, name: str, system_tags: list[str] | None = None, **fields: object) -> Doc:
+    """Get or create project ``name`` and its parents, as the real server does for paths (``ProjectBLL.create`` and
+    ``_ensure_project``): auto-created parents get only an empty description (no tags, no system tags, so a hidden
+    child does not hide them), and a parent's ``last_update`` moves when a child is created under it."""
+    name = normalized_name(name)
     existing = _by_name(state, name)
     if existing:
         return existing
     parent_name, _, basename = name.rpartition("/")
-    parent = ensure_project(state, parent_name, system_tags=[t for t in system_tags or [] if t == "hidden"]) if parent_name else None
+    parent = ensure_project(state, parent_name) if parent_name else None
     pid = new_id()
     doc: Doc = {
         "id": pid,
@@ -39,7 +47,23 @@ def ensure_project(state: State, name: str, system_tags: list[str] | None = None
     }
     doc.update({k: v for k, v in fields.items() if v is not None})
     state.projects[pid] = doc
+    if parent:
+        parent["last_update"] = doc["created"]
     return doc
+
+
+def include_subprojects(state: State, body: Doc) -> Doc:
+    """services/utils.py ``process_include_subprojects``: with ``include_subprojects``, ``project`` also covers every
+    descendant of the given projects (``project_ids_with_children``: any project with one of them in its path)."""
+    body = dict(body)
+    wanted = body.pop("include_subprojects", False)
+    ids = body.get("project")
+    if not ids or not wanted:
+        return body
+    ids = ids if isinstance(ids, list) else [ids]
+    children = [p["id"] for p in state.projects.values() if set(p.get("path") or []) & set(ids)]
+    body["project"] = list(dict.fromkeys([*ids, *children]))
+    return body
 
 
 def touch(state: State, project_id: str | None) -> None:
@@ -52,8 +76,12 @@ def touch(state: State, project_id: str | None) -> None:
 def create(state: State, body: Doc, call: Call) -> Doc:
     if not body.get("name"):
         raise errors.missing_fields("name")
-    if _by_name(state, body["name"].strip("/")):
-        raise errors.ApiError(400, 801, "Value combination already exists (unique field already contains this value)", name=body["name"])
+    if body.get("tags") is not None:  # conform_tag_fields comes before ProjectBLL.create
+        errors.validate_tags(body["tags"], body.get("system_tags"))
+    name = normalized_name(body["name"])
+    if _by_name(state, name):  # ProjectBLL.create: ExpectedUniqueData with a replacement message
+        raise errors.ApiError(400, 801, f"Project with the same name already exists: name={name}, company={COMPANY}",
+                              name=name, company=COMPANY)
     doc = ensure_project(
         state, body["name"], body.get("system_tags"),
         description=body.get("description"), tags=body.get("tags"),
@@ -76,7 +104,20 @@ def _adjust_search_parameters(body: Doc) -> Doc:
 
 @endpoint("projects.get_all", "projects.get_all_ex")
 def get_all(state: State, body: Doc, call: Call) -> Doc:
-    results, scroll_id = query.run(state.projects.values(), _adjust_search_parameters(body), query.PROJECTS)
+    """get_all_ex with ``search_hidden`` marks hidden projects ``hidden: true`` (reading ``system_tags`` even when
+    ``only_fields`` leaves them out, and then dropping them again)."""
+    body = _adjust_search_parameters(body)
+    mark_hidden = call.endpoint == "projects.get_all_ex" and bool(body.get("search_hidden"))
+    only_fields = body.get("only_fields")
+    drop_system_tags = mark_hidden and isinstance(only_fields, list) and "system_tags" not in only_fields
+    if drop_system_tags:
+        body["only_fields"] = [*only_fields, "system_tags"]
+    results, scroll_id = query.run(state.projects.values(), body, query.PROJECTS)
+    if mark_hidden:
+        for project in results:
+            system_tags = project.pop("system_tags", []) if drop_system_tags else project.get("system_tags", [])
+            if "hidden" in (system_tags or []):
+                project["hidden"] = True
     return {"projects": results, "scroll_id": scroll_id}
 
 
@@ -89,6 +130,8 @@ def get_by_id(state: State, body: Doc, call: Call) -> Doc:
 def update(state: State, body: Doc, call: Call) -> Doc:
     doc = state.project(body.get("project"))
     fields = {k: body[k] for k in ("name", "description", "tags", "system_tags", "default_output_destination") if k in body}
+    if "tags" in fields:  # parse_from_call keeps nulls here, so conform_tag_fields checks whenever tags is sent
+        errors.validate_tags(fields["tags"], fields.get("system_tags"))
     doc.update(fields)
     doc["last_update"] = now_iso()
     return {"updated": 1, "fields": fields}

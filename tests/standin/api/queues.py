@@ -30,6 +30,7 @@ def _view(doc: Doc, max_entries: int | None) -> Doc:
 def create(state: State, body: Doc, call: Call) -> Doc:
     if not body.get("name"):
         raise errors.missing_fields("name")
+    errors.validate_tags(body.get("tags"), body.get("system_tags"))  # conform_tags(validate=True), always
     return {"id": new_queue(state, body["name"], body.get("tags"), body.get("system_tags"))["id"]}
 
 
@@ -102,6 +103,8 @@ def delete(state: State, body: Doc, call: Call) -> Doc:
 def update(state: State, body: Doc, call: Call) -> Doc:
     queue = state.queue(body.get("queue"))
     fields = {k: body[k] for k in ("name", "tags", "system_tags") if k in body}
+    if "tags" in fields:  # conform_tag_fields(validate=True) on the sent fields
+        errors.validate_tags(fields["tags"], fields.get("system_tags"))
     queue.update(fields)
     return {"updated": 1, "fields": fields}
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from tests.standin import errors, query
 from tests.standin.api import Call, endpoint
-from tests.standin.api.projects import ensure_project, touch
+from tests.standin.api.projects import ensure_project, include_subprojects, touch
 from tests.standin.state import COMPANY, USER, Doc, State, new_id, now_iso
 
 # clearml-server's task state machine (apiserver/bll/task/utils.py): allowed target statuses.
@@ -70,9 +70,7 @@ def task_for_update(state: State, body: Doc, allow_all_statuses: bool = False) -
         return task
     allowed = ("created", "in_progress") if body.get("force") else ("created",)
     if task["status"] not in allowed:
-        raise errors.invalid_task_status(
-            f"expected={'/'.join(allowed)}, status={task['status']}", expected="created", status=task["status"]
-        )
+        raise errors.invalid_task_status(expected="created", status=task["status"])
     return task
 
 
@@ -84,8 +82,31 @@ def _touched(task: Doc, set_last_update: bool = True) -> None:
         task["last_update"] = now
 
 
+def update_statistics(state: State, task_id: str, last_iteration_max: int | None = None) -> None:
+    """``TaskBLL.update_statistics``: ``last_iteration`` only grows; ``last_update``/``last_change`` move (and
+    ``active_duration`` of a running task). A task that does not exist is left alone."""
+    task = state.tasks.get(task_id)
+    if task is None:
+        return
+    if last_iteration_max is not None:
+        task["last_iteration"] = max(task.get("last_iteration") or 0, last_iteration_max)
+    if task["status"] == "in_progress" and task.get("started"):
+        started = query.parse_time(task["started"])
+        now = query.parse_time(now_iso())
+        if started is not None and now is not None:
+            task["active_duration"] = (now - started).total_seconds()
+    _touched(task)
+
+
+def _conform_tags(body: Doc) -> None:
+    """``prepare_for_save`` -> ``conform_tag_fields(validate=True)``: only when ``tags`` is sent (not null)."""
+    if body.get("tags") is not None:
+        errors.validate_tags(body["tags"], body.get("system_tags"))
+
+
 def _apply_fields(state: State, task: Doc, body: Doc) -> Doc:
     """Replace whole top-level fields from a create/edit body; ``output_dest`` sets output.destination."""
+    _conform_tags(body)
     fields = {k: copy.deepcopy(body[k]) for k in EDITABLE if k in body}
     if "project" in fields and fields["project"]:
         state.project(fields["project"])
@@ -136,6 +157,7 @@ def edit(state: State, body: Doc, call: Call) -> Doc:
 @endpoint("tasks.update")
 def update(state: State, body: Doc, call: Call) -> Doc:
     task = state.task(body.get("task"))
+    _conform_tags(body)
     fields = {k: copy.deepcopy(body[k]) for k in ("name", "comment", "tags", "system_tags", "project", "created") if k in body}
     task.update(fields)
     if "output__error" in body:
@@ -147,6 +169,8 @@ def update(state: State, body: Doc, call: Call) -> Doc:
 
 @endpoint("tasks.get_all", "tasks.get_all_ex", "tasks.get_by_id_ex")
 def get_all(state: State, body: Doc, call: Call) -> Doc:
+    if call.endpoint != "tasks.get_by_id_ex":  # services/tasks.py: get_all and get_all_ex only
+        body = include_subprojects(state, body)
     results, scroll_id = query.run(state.tasks.values(), body, query.TASKS)
     return {"tasks": results, "scroll_id": scroll_id}
 
@@ -166,6 +190,7 @@ def get_types(state: State, body: Doc, call: Call) -> Doc:
 @endpoint("tasks.clone")
 def clone(state: State, body: Doc, call: Call) -> Doc:
     src = state.task(body.get("task"))
+    errors.validate_tags(body.get("new_task_tags"), body.get("new_task_system_tags"))  # TaskBLL.clone_task
     new_project = None
     project = body.get("new_task_project") or src.get("project")
     if body.get("new_project_name"):
@@ -302,13 +327,17 @@ def close(state: State, body: Doc, call: Call) -> Doc:
 
 @endpoint("tasks.publish")
 def publish(state: State, body: Doc, call: Call) -> Doc:
+    """``publish_task``: the status change is validated first; then the task's last output model, if it is not
+    ready yet, is published (``ModelBLL.publish_model`` without publishing the task again)."""
+    from tests.standin.api.models import publish_model  # models imports this module
+
     task = state.task(body.get("task"))
     res = change_status(state, task, "published", body, published=now_iso())
-    if body.get("publish_model", True):
-        for ref in (task.get("models") or {}).get("output") or []:
-            model = state.models.get(ref.get("model"))
-            if model is not None:
-                model["ready"] = True
+    outputs = (task.get("models") or {}).get("output") or []
+    if body.get("publish_model", True) and outputs:
+        model = state.models.get(outputs[-1].get("model"))
+        if model is not None and not model.get("ready"):
+            publish_model(state, model["id"], publish_task=False)
     return {"committed_versions_results": [], **res}
 
 
