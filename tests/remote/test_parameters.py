@@ -90,7 +90,9 @@ def test_every_parameter_reaches_the_steps_hydra_section(ui_values: dict[str, st
     assert train["Hydra/paths.run_id"] == "RUN"
     assert train["Hydra/inputs.dataset_id"] == "${preprocess.parameters.Outputs/dataset_id}"
     evaluate = step_parameters(by_name()["evaluate"], plan, "RUN")
-    assert evaluate["Hydra/evaluate.publish_min_dice"] == "0.25"
+    promote = step_parameters(by_name()["promote"], plan, "RUN")
+    assert promote["Hydra/promote.min_dice"] == "0.25"
+    assert promote["Hydra/inputs.metrics_url"] == "${evaluate.parameters.Outputs/metrics_url}"
     assert evaluate["Hydra/inputs.model_id"] == "${train.parameters.Outputs/model_id}"
     # preprocess only gets what it depends on, so a change of epochs or model keeps its cache valid
     preprocess = step_parameters(by_name()["preprocess"], plan, "RUN")

@@ -94,7 +94,7 @@ def update_statistics(state: State, task_id: str, last_iteration_max: int | None
         started = query.parse_time(task["started"])
         now = query.parse_time(now_iso())
         if started is not None and now is not None:
-            task["active_duration"] = (now - started).total_seconds()
+            task["active_duration"] = int((now - started).total_seconds())  # an integer in the schema (the SDK checks)
     _touched(task)
 
 
