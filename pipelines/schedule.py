@@ -329,16 +329,7 @@ def build_service(spec: dict[str, Any]) -> Any:
         scheduler = TriggerScheduler(pooling_frequency_minutes=float(trigger["poll_minutes"]),
                                      force_create_task_name=service_name(reg["name"], kind),
                                      force_create_task_project=reg["project"])
-        scheduler.add_dataset_trigger(
-            schedule_task_id=reg["draft_id"], schedule_queue=reg["controller_queue"],
-            name=f"{reg['name']} new data", add_tag=NEW_DATA_TAG, trigger_project=reg["dataset"]["project"],
-            trigger_name=f"^{re.escape(reg['dataset']['name'])}$", trigger_required_tags=list(trigger["required_tags"]) or None,
-            task_parameters={**reg["parameters"], f"Args/{RAW_DATASET_PARAMETER}": "${dataset.id}"})
-        # A trigger reacts to changes after its first poll, which comes only once an agent has started the
-        # service: from the registration on instead, so a version finalized meanwhile (or while an earlier
-        # registration was being replaced) still starts a run.
-        for trigger in scheduler.get_triggers():
-            trigger.last_update = datetime.fromisoformat(reg["since"])
+        add_new_data_trigger(scheduler, reg)
     task: Any = Task.current_task()
     task.add_tags([SERVICE_TAG])
     # what the service is, for the agent (kind, poll interval) and for `schedule show` (the local-time settings,
@@ -346,6 +337,26 @@ def build_service(spec: dict[str, Any]) -> Any:
     task.connect({"kind": kind, "poll_minutes": float(reg["trigger"]["poll_minutes"]), "pipeline_id": reg["draft_id"],
                   "settings": json.dumps(spec["settings"]), "watches": json.dumps(reg["dataset"])}, name=SERVICE_SECTION)
     return scheduler
+
+
+def add_new_data_trigger(scheduler: Any, reg: dict[str, Any]) -> None:
+    """The dataset trigger of a registration: a clone of the draft for each version of the raw Dataset
+    finalized since the registration, carrying all ``schedule.trigger.required_tags``, with its id as
+    ``raw_dataset_id``."""
+    scheduler.add_dataset_trigger(
+        schedule_task_id=reg["draft_id"], schedule_queue=reg["controller_queue"],
+        name=f"{reg['name']} new data", add_tag=NEW_DATA_TAG, trigger_project=reg["dataset"]["project"],
+        trigger_name=f"^{re.escape(reg['dataset']['name'])}$",
+        trigger_on_tags=clearml_compat.all_of_tags(list(reg["trigger"]["required_tags"])),
+        task_parameters={**reg["parameters"], f"Args/{RAW_DATASET_PARAMETER}": "${dataset.id}"})
+    if not scheduler.get_triggers():
+        raise PipelineError(f"no raw Dataset {reg['dataset']['project']}/{reg['dataset']['name']} to watch; "
+                            "create its first version (clearml-data sync) before registering the trigger")
+    # A trigger reacts to changes after its first poll, which comes only once an agent has started the
+    # service: from the registration on instead, so a version finalized meanwhile (or while an earlier
+    # registration was being replaced) still starts a run.
+    for trigger in scheduler.get_triggers():
+        trigger.last_update = datetime.fromisoformat(reg["since"])
 
 
 def serve() -> int:

@@ -214,3 +214,16 @@ def fresh_attempt(job: Any, pipeline_id: str, parameters: Mapping[str, str]) -> 
 # task's ``Args`` section, where the controller keeps its pipeline parameters; the controller's entry point
 # (pipelines/remote.py) therefore reads its few arguments from sys.argv without argparse.
 CONTROLLER_ARGV_BY_HAND = True
+
+
+def all_of_tags(tags: list[str] | None) -> list[str] | None:
+    """A tag filter that needs every tag in ``tags`` (None for no filter).
+
+    clearml 2.1.12's triggers send ``trigger_on_tags + trigger_required_tags`` as one plain ``tags`` list,
+    which the server matches as "any of": a "required" tag is not required. ClearML's documented tag
+    filter operator ``__$all`` makes the list all-of; the trigger gets it as its ``trigger_on_tags``.
+    """
+    if not tags:
+        return None
+    check_version("trigger required tags")
+    return ["__$all", *tags]

@@ -42,3 +42,8 @@ def test_sigterm_gets_a_handler_that_exits(monkeypatch: pytest.MonkeyPatch) -> N
         assert info.value.code == 143
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def test_required_trigger_tags_become_an_all_of_filter() -> None:
+    assert clearml_compat.all_of_tags([]) is None and clearml_compat.all_of_tags(None) is None
+    assert clearml_compat.all_of_tags(["approved", "ct"]) == ["__$all", "approved", "ct"]
