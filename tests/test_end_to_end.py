@@ -81,7 +81,7 @@ def test_checkpoints_exist_and_load(pipeline_run: tuple[Path, dict[str, Any], st
 def test_offline_sessions_hold_scalars_gifs_config_and_models(pipeline_run: tuple[Path, dict[str, Any], str]) -> None:
     _, summary, _ = pipeline_run
     sessions = summary["offline_sessions"]
-    assert set(sessions) == {"preprocess", "train", "evaluate"} and all(Path(p).is_file() for p in sessions.values())
+    assert set(sessions) == {"preprocess", "train", "evaluate", "promote"} and all(Path(p).is_file() for p in sessions.values())
 
     task, events, names = _session(sessions["train"])
     scalars = {(e["metric"], e["variant"]) for e in events if e["type"] == "training_stats_scalar"}
