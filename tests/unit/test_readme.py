@@ -16,7 +16,6 @@ from pipelines.schedule import plan_runs
 from tests.support import REPO
 
 README = (REPO / "README.md").read_text()
-PLACEHOLDERS = {"<run-id>": "20260101-000000", "<dataset-id>": "0123456789abcdef"}
 
 
 def _commands() -> list[list[str]]:
@@ -24,9 +23,7 @@ def _commands() -> list[list[str]]:
     commands = []
     for block in re.findall(r"```bash\n(.*?)```", README, flags=re.S):
         for raw in block.replace("\\\n", " ").splitlines():
-            line = raw.split("  #")[0].strip()
-            for name, value in PLACEHOLDERS.items():
-                line = line.replace(name, value)
+            line = raw.split("  #")[0].strip()  # commands are written to run as they are: no placeholders
             words = shlex.split(line) if line else []
             for i, word in enumerate(words):  # the pipeline command may follow `&&` (the quick start)
                 if word.endswith(("monai-pipeline", "components/preprocess.py", "components/train.py",
