@@ -30,11 +30,11 @@ from typing import Any, Callable, Mapping, Sequence
 from omegaconf import DictConfig, OmegaConf
 
 from components.common import clearml_compat
-from components.common.errors import PipelineError
+from components.common.errors import PipelineError, exit_code_of
 from components.common.tracking import task_name
 from pipelines.config import OVERLAY_GROUPS, compose_config, compose_with_choices
 from pipelines.dag import STEPS, Step, producer, run_script
-from pipelines.parameters import (PARAMETERS, ParameterError, as_ui_values, defaults_from, format_value,
+from pipelines.parameters import (PARAMETERS, as_ui_values, defaults_from, format_value,
                                   hydra_overrides, override_key, validate)
 
 log = logging.getLogger("pipelines.remote")
@@ -335,11 +335,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args:
         print(__doc__, file=sys.stderr)
         return 2
-    try:
-        return run(args[0], args[1:])
-    except (PipelineError, ParameterError) as e:
-        print(f"error: {e}", file=sys.stderr, flush=True)
-        return 2
+    return exit_code_of(lambda: run(args[0], args[1:]))
 
 
 def launch(command: str, overrides: Sequence[str]) -> int:

@@ -37,10 +37,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from omegaconf import DictConfig, OmegaConf
 
 from components.common import clearml_compat
-from components.common.errors import ConfigError, PipelineError
+from components.common.clearml_io import project_tree_ids
+from components.common.errors import ConfigError, PipelineError, exit_code_of
 from pipelines.config import compose_config
 from pipelines.dag import REPO_ROOT, python_env, run_script
-from pipelines.parameters import ParameterError, as_ui_values, override_key
+from pipelines.parameters import as_ui_values, override_key
 from pipelines.remote import Plan, plan_from_overrides
 
 log = logging.getLogger("pipelines.schedule")
@@ -220,7 +221,7 @@ def registered_pipeline(cfg: DictConfig) -> str:
                                                       "(monai-pipeline register prints its id)")
         return str(task.id)
     client = _client()
-    found = client.tasks.get_all(project=_project_ids(client, str(cfg.pipeline.project)),
+    found = client.tasks.get_all(project=_project_ids(str(cfg.pipeline.project)),
                                  name=f"^{re.escape(str(cfg.pipeline.name))}$", type=["controller"],
                                  system_tags=["pipeline", "-archived"], status=["created"],
                                  order_by=["-last_update"], only_fields=["id"], search_hidden=True)
@@ -245,10 +246,9 @@ def _client() -> Any:
     return APIClient()
 
 
-def _project_ids(client: Any, project: str) -> list[str]:
-    """``project`` and its subprojects (hidden ones included: pipelines keep their runs there)."""
-    found = client.projects.get_all(name=f"^{re.escape(project)}(/.*)?$", search_hidden=True, only_fields=["id"])
-    return [p.id for p in found] or ["<no such project>"]
+def _project_ids(project: str) -> list[str]:
+    """``project`` and its subprojects; a placeholder id when it does not exist (an empty list filters nothing)."""
+    return project_tree_ids(project) or ["<no such project>"]
 
 
 # ---------------------------------------------------------------------------------------------- services
@@ -262,7 +262,7 @@ def active_services(cfg: DictConfig) -> list[Any]:
     """The service tasks of this pipeline's schedule and trigger that are queued or running."""
     client = _client()
     names = "|".join(re.escape(service_name(str(cfg.pipeline.name), k)) for k in (SCHEDULE, TRIGGER))
-    return list(client.tasks.get_all(project=_project_ids(client, str(cfg.pipeline.project)), name=f"^({names})$",
+    return list(client.tasks.get_all(project=_project_ids(str(cfg.pipeline.project)), name=f"^({names})$",
                                      tags=[SERVICE_TAG], system_tags=["-archived"], status=list(ACTIVE),
                                      only_fields=["id", "name", "status", "created"], order_by=["-created"]))
 
@@ -528,11 +528,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args or args[0] not in COMMANDS:
         print(__doc__, file=sys.stderr)
         return 2
-    try:
-        return {"register": register, "remove": remove, "show": show}[args[0]](args[1:])
-    except (PipelineError, ParameterError) as e:
-        print(f"error: {e}", file=sys.stderr, flush=True)
-        return 2
+    command = {"register": register, "remove": remove, "show": show}[args[0]]
+    return exit_code_of(lambda: command(args[1:]))
 
 
 def launch(command: str, overrides: Sequence[str]) -> int:

@@ -116,6 +116,17 @@ def fetch_model(model_id: str) -> Path:
     return Path(model.get_local_copy(raise_on_error=True))  # a failed download raises the SDK's own error
 
 
+def project_tree_ids(project: str) -> list[str]:
+    """Ids of ``project`` and all its subprojects, hidden ones included (pipelines keep their runs and step
+    tasks in hidden subprojects); empty when the project does not exist."""
+    import re
+
+    from clearml.backend_api.session.client import APIClient
+
+    found = APIClient().projects.get_all(name=f"^{re.escape(project)}(/.*)?$", search_hidden=True, only_fields=["id"])
+    return [p.id for p in found]
+
+
 def set_outputs(task: Task, **values: Any) -> None:
     """Record step outputs as ``Outputs/<name>`` parameters (for pipeline references and the UI)."""
     # "null", not "": an empty value would reach a consumer as the Hydra override "++inputs.<name>" (no value),

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+from typing import Callable
+
 
 class PipelineError(Exception):
     """Base class for errors a user can fix (bad data, bad config)."""
@@ -31,3 +34,13 @@ class StepFailed(Exception):
     def __init__(self, step: str, code: int, log_path: str) -> None:
         super().__init__(f"step '{step}' failed with exit code {code}; its log: {log_path}")
         self.step, self.code, self.log_path = step, code, log_path
+
+
+def exit_code_of(command: Callable[[], int], user_error_code: int = 2) -> int:
+    """Run a console command; a user error (``PipelineError``) is printed as ``error: ...`` and gives
+    ``user_error_code`` instead of a traceback."""
+    try:
+        return command()
+    except PipelineError as e:
+        print(f"error: {e}", file=sys.stderr, flush=True)
+        return user_error_code

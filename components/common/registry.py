@@ -15,13 +15,13 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import shutil
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from .clearml_io import project_tree_ids
 from .errors import ConfigError, DataError
 from .promotion import Decision
 
@@ -51,12 +51,10 @@ class ClearMLRegistry:
         from clearml import Model
         from clearml.backend_api.session.client import APIClient
 
-        client = APIClient()
-        projects = client.projects.get_all(name=f"^{re.escape(self.project)}(/.*)?$", search_hidden=True,
-                                           only_fields=["id"])
+        projects = project_tree_ids(self.project)
         if not projects:
             return None
-        found = client.models.get_all(project=[p.id for p in projects], tags=[self.tag], ready=True,
+        found = APIClient().models.get_all(project=projects, tags=[self.tag], ready=True,
                                       only_fields=["id", "name", "last_update"], order_by=["-last_update"])
         if not found:
             return None

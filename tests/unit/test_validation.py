@@ -142,3 +142,16 @@ def test_too_few_cases_for_split() -> None:
     with pytest.raises(ConfigError) as err:
         assign_splits([Case("a", "i", "l"), Case("b", "i", "l")], 0.2, 0.2, seed=0)
     assert "2 valid case(s) are too few" in str(err.value) and "data.split" in str(err.value)
+
+
+def test_a_console_command_turns_user_errors_into_exit_code_2(capsys: pytest.CaptureFixture[str]) -> None:
+    from components.common.errors import ConfigError, exit_code_of
+
+    def fails() -> int:
+        raise ConfigError("schedule.time", "bad")
+
+    assert exit_code_of(lambda: 0) == 0
+    assert exit_code_of(fails) == 2
+    assert "error: config key 'schedule.time': bad" in capsys.readouterr().err
+    with pytest.raises(RuntimeError):  # anything else is a bug: its traceback is kept
+        exit_code_of(lambda: (_ for _ in ()).throw(RuntimeError("boom")))
