@@ -28,7 +28,7 @@ import torch  # before clearml.Task.init, so that torch.save is captured (clearm
 import hydra
 from clearml import Task
 from ignite.engine import Engine, Events
-from ignite.handlers import ModelCheckpoint
+from ignite.handlers import Checkpoint
 from monai.data import partition_dataset
 from monai.engines import SupervisedEvaluator, SupervisedTrainer
 from monai.handlers import (CheckpointLoader, ClearMLImageHandler, ClearMLStatsHandler, LrScheduleHandler, MeanDice,
@@ -38,12 +38,14 @@ from monai.transforms import AsDiscreted, Compose
 from omegaconf import DictConfig, OmegaConf
 from torch.nn.parallel import DistributedDataParallel
 
-from components.common import clearml_compat, distributed, models, runtime, tracking
+from components.common import checkpoints as ckpt
+from components.common import clearml_compat, clearml_io, distributed, models, runtime, tracking
 from components.common.data import make_dataset, make_loader
 from components.common.entry import StepContext, StepResult, run_step, step
 from components.common.errors import ConfigError
 from components.common.inputs import load_manifest
 from components.common.manifest import Manifest
+from components.common.seeding import EpochSeeding
 from components.common.transforms import deterministic_transforms, training_transforms
 
 log = logging.getLogger("train")
@@ -71,8 +73,8 @@ class TrainResult(StepResult, total=False):
 class Checkpoints:
     """The two checkpoint handlers and what they save; ``last`` also stores both handlers' bookkeeping."""
 
-    last: ModelCheckpoint
-    best: ModelCheckpoint
+    last: Checkpoint
+    best: Checkpoint
     objects: dict[str, Any]
 
     def resume_objects(self) -> dict[str, Any]:
@@ -101,54 +103,6 @@ def git_commit(path: Path) -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
-def find_resume_checkpoint(resume: Any, checkpoint_dir: Path, max_epochs: int) -> tuple[Path, int] | None:
-    """``train.resume``: null (fresh start), ``auto`` (newest readable epoch checkpoint, if any) or a file;
-    returns the checkpoint and the epochs it has trained.
-
-    ``auto`` skips a newest checkpoint that a crash left unreadable and takes the one before; when
-    checkpoints exist but none is readable it stops instead of silently starting over. A checkpoint that
-    has trained more epochs than ``train.max_epochs`` is refused.
-    """
-    if resume in (None, "", False):
-        return None
-    if str(resume) == "auto":
-        found = sorted(checkpoint_dir.glob("checkpoint_*.pt"), key=lambda p: p.stat().st_mtime, reverse=True)
-        problems = []
-        for path in found:
-            try:
-                epoch = _trained_epochs(path)
-            except Exception as e:  # torch raises several types for truncated or corrupt files
-                log.warning("checkpoint %s is unreadable (%s); trying an older one", path, e)
-                problems.append(f"{path.name}: {e}")
-                continue
-            return _check_epochs(path, epoch, max_epochs)
-        if found:
-            raise ConfigError("train.resume", f"every checkpoint in {checkpoint_dir} is unreadable ({'; '.join(problems)}); "
-                                              "remove them, or set train.resume=null to start from scratch")
-        return None
-    path = Path(str(resume)).expanduser()
-    if not path.is_file():
-        raise ConfigError("train.resume", f"checkpoint '{path}' does not exist")
-    try:
-        epoch = _trained_epochs(path)
-    except Exception as e:  # torch raises several types for unreadable files
-        raise ConfigError("train.resume", f"checkpoint '{path}' is unreadable: {e}") from e
-    return _check_epochs(path, epoch, max_epochs)
-
-
-def _trained_epochs(path: Path) -> int:
-    state = torch.load(path, map_location="cpu", weights_only=True)["trainer"]  # ignite's Engine.state_dict()
-    return int(state["iteration"]) // int(state["epoch_length"])
-
-
-def _check_epochs(path: Path, epoch: int, max_epochs: int) -> tuple[Path, int]:
-    if epoch > max_epochs:
-        raise ConfigError("train.max_epochs", f"is {max_epochs}, but checkpoint {path} has already trained {epoch} "
-                                              "epochs; raise train.max_epochs to continue it, or set "
-                                              "train.resume=null to start from scratch")
-    return path, epoch
-
-
 def _check_config(cfg: DictConfig) -> None:
     t = cfg.train
     for key in ("max_epochs", "batch_size", "samples_per_volume", "val_interval"):
@@ -165,12 +119,23 @@ def run(cfg: DictConfig, ctx: StepContext) -> TrainResult:
     With ``train.distributed.nproc`` > 1 the work is shared by that many data-parallel processes.
     """
     _check_config(cfg)
+    _fetch_earlier_attempt(cfg, ctx.dir / "checkpoints")
     nproc = int(cfg.train.distributed.nproc)
     if nproc > 1:
         backend = distributed.resolve_backend(str(cfg.train.distributed.backend), runtime.select_device(str(cfg.device)),
                                               key="train.distributed.backend")
         return distributed.run_data_parallel(train_rank, cfg, ctx, nproc, backend)
     return train_rank(cfg, ctx)
+
+
+def _fetch_earlier_attempt(cfg: DictConfig, folder: Path) -> None:
+    """``train.resume=auto`` with ``train.resume_from_task``: when this machine has no epoch checkpoint (a
+    retry on a fresh agent checkout), download the checkpoints that earlier attempt's task captured."""
+    source = cfg.train.resume_from_task
+    if str(cfg.train.resume) != "auto" or not source or ckpt.epoch_checkpoints(folder):
+        return
+    fetched = clearml_io.download_attempt_checkpoints(str(source), folder)
+    log.info("no checkpoint in %s; fetched %s from the earlier attempt %s", folder, [p.name for p in fetched], source)
 
 
 def train_rank(cfg: DictConfig, ctx: StepContext, rank: int = 0, world_size: int = 1) -> TrainResult:
@@ -198,21 +163,23 @@ def train_rank(cfg: DictConfig, ctx: StepContext, rank: int = 0, world_size: int
         _attach_progress(trainer, evaluator, int(tcfg.max_epochs))
         _attach_tracking(trainer, evaluator, ctx.dir / "tensorboard", ctx.task is not None, bool(tcfg.log_images))
 
-    checkpoints = _attach_checkpoints(trainer, evaluator, ctx.dir / "checkpoints", int(tcfg.checkpoint.keep_last),
-                                      net, optimizer, scheduler)
-    resume = find_resume_checkpoint(tcfg.resume, ctx.dir / "checkpoints", int(tcfg.max_epochs))
+    EpochSeeding(int(cfg.seed), train_loader.dataset, rank).attach(trainer)
+    folder = ctx.dir / "checkpoints"
+    checkpoints = _attach_checkpoints(trainer, evaluator, folder, int(tcfg.checkpoint.keep_last), net, optimizer,
+                                      scheduler)
+    resume = ckpt.find_resume_checkpoint(tcfg.resume, folder, int(tcfg.max_epochs))
     if resume is not None:
         log.info("resuming from %s (epoch %d)", *resume)
         CheckpointLoader(load_path=str(resume[0]), load_dict=checkpoints.resume_objects(),
                          map_location=device).attach(trainer)  # type: ignore[arg-type]  # (torch.load accepts a device)
         trainer.add_event_handler(Events.STARTED, checkpoints.forget_missing_files)
     try:
-        trainer.run()
-    except Exception:
+        with runtime.explain_out_of_memory(cfg, "training", device, training=True):
+            trainer.run()
+    except BaseException:  # an error, Ctrl-C or SIGTERM: say where the checkpoints are, then let it end the step
         if lead:
-            saved = sorted(str(p) for p in (ctx.dir / "checkpoints").glob("*.pt"))
-            log.error("training failed; checkpoints kept in %s: %s (resume with train.resume=auto)",
-                      ctx.dir / "checkpoints", saved)
+            log.error("training stopped at epoch %d; checkpoints kept in %s: %s (resume with train.resume=auto)",
+                      trainer.state.epoch, folder, [p.name for p in ckpt.epoch_checkpoints(folder)])
         raise
     if not lead:
         return TrainResult()
@@ -294,24 +261,24 @@ def _train_handlers(cfg: DictConfig, evaluator: SupervisedEvaluator, scheduler: 
 
 def _attach_checkpoints(trainer: Engine, evaluator: Engine, folder: Path, keep_last: int, net: torch.nn.Module,
                         optimizer: torch.optim.Optimizer, scheduler: Any) -> Checkpoints:
-    """Last ``train.checkpoint.keep_last`` epoch checkpoints and the best by validation Dice.
+    """Last ``train.checkpoint.keep_last`` epoch checkpoints and the best by validation Dice, each written
+    atomically (``checkpoints.AtomicCheckpointSaver``).
 
     The epoch checkpoints carry both handlers' own bookkeeping (which files they keep), so a resumed run
     keeps honouring ``keep_last`` and the single best file.
     """
-    folder.mkdir(parents=True, exist_ok=True)
+    clearml_compat.register_checkpoints_by_final_path()
     objects: dict[str, Any] = {"net": net, "optimizer": optimizer, "trainer": trainer,
                                "validation": ValidationRecord(evaluator)}
     if scheduler is not None:
         objects["lr_scheduler"] = scheduler
     epoch_of = lambda *_: trainer.state.epoch  # noqa: E731  (checkpoints are numbered by training epoch)
-    best = ModelCheckpoint(str(folder), BEST_PREFIX, n_saved=1, require_empty=False,
-                           atomic=clearml_compat.CHECKPOINT_ATOMIC, score_name=KEY_METRIC,
-                           score_function=lambda engine: engine.state.metrics[KEY_METRIC], global_step_transform=epoch_of)
-    evaluator.add_event_handler(Events.COMPLETED, best, objects)
-    last = ModelCheckpoint(str(folder), CHECKPOINT_PREFIX, n_saved=keep_last, require_empty=False,
-                           atomic=clearml_compat.CHECKPOINT_ATOMIC, global_step_transform=epoch_of, include_self=True)
-    trainer.add_event_handler(Events.EPOCH_COMPLETED, last, {**objects, "best_checkpointer": best})
+    best = Checkpoint(objects, ckpt.AtomicCheckpointSaver(folder), BEST_PREFIX, n_saved=1, score_name=KEY_METRIC,
+                      score_function=lambda engine: engine.state.metrics[KEY_METRIC], global_step_transform=epoch_of)
+    evaluator.add_event_handler(Events.COMPLETED, best)
+    last = Checkpoint({**objects, "best_checkpointer": best}, ckpt.AtomicCheckpointSaver(folder), CHECKPOINT_PREFIX,
+                      n_saved=keep_last, global_step_transform=epoch_of, include_self=True)
+    trainer.add_event_handler(Events.EPOCH_COMPLETED, last)
     return Checkpoints(last=last, best=best, objects=objects)
 
 
@@ -384,7 +351,7 @@ def _result(cfg: DictConfig, ctx: StepContext, manifest: Manifest, dataset: dict
 
 
 def _register_models(cfg: DictConfig, task: Task, manifest: Manifest, dataset: dict[str, Any],
-                     result: TrainResult, last: ModelCheckpoint) -> dict[str, str]:
+                     result: TrainResult, last: Checkpoint) -> dict[str, str]:
     """Register the best checkpoint (and, offline, the kept epoch checkpoints) as output models with lineage.
 
     The best model's metadata holds what is needed to trace and rebuild it: git commit, the prepared

@@ -43,7 +43,8 @@ class Step:
     cache_keys: tuple[str, ...] | None = None
     # Hydra overrides the remote pipeline pins on the step (e.g. publishing what it hands on through ClearML)
     remote_overrides: tuple[str, ...] = ()
-    # Hydra overrides a retry of a failed attempt gets (None: the step is not retried)
+    # Hydra overrides a retry of a failed attempt gets (None: the step is not retried); FAILED_ATTEMPT in a
+    # value becomes the failed attempt's task id
     retry_overrides: tuple[str, ...] | None = None
     # scalars (title, series) and output model names shown on the pipeline run
     monitor_metrics: tuple[tuple[str, str], ...] = ()
@@ -71,13 +72,17 @@ class Step:
         return Path(run_dir) / self.name
 
 
+# placeholder in ``Step.retry_overrides`` for the id of the attempt that failed
+FAILED_ATTEMPT = "{failed_attempt}"
+
 STEPS: tuple[Step, ...] = (
     Step("preprocess", task_type="data_processing", queue_kind="cpu",
          outputs=("dataset_id", "dataset_version"), local_outputs=("manifest",),
          cache_keys=("data", "seed", "clearml"), remote_overrides=("clearml.dataset.publish=true",)),
     Step("train", task_type="training", queue_kind="gpu", parents=("preprocess",),
          inputs=("dataset_id", "manifest"), outputs=("model_id", "val_mean_dice"), local_outputs=("checkpoint",),
-         retry_overrides=("train.resume=auto",), monitor_models=(BEST_MODEL_NAME,), docker_args="--ipc=host",
+         retry_overrides=("train.resume=auto", f"train.resume_from_task={FAILED_ATTEMPT}"),
+         monitor_models=(BEST_MODEL_NAME,), docker_args="--ipc=host",
          summary_fields=(("best_checkpoint", "best_checkpoint"), ("best_val_mean_dice", "best_val_mean_dice"))),
     Step("evaluate", task_type="testing", queue_kind="gpu", parents=("train",),
          inputs=("dataset_id", "manifest", "model_id", "checkpoint"), outputs=("test_mean_dice", "metrics_url"),

@@ -33,7 +33,7 @@ from components.common import clearml_compat
 from components.common.errors import PipelineError, exit_code_of
 from components.common.tracking import task_name
 from pipelines.config import OVERLAY_GROUPS, compose_config, compose_with_choices
-from pipelines.dag import STEPS, Step, producer, run_script
+from pipelines.dag import FAILED_ATTEMPT, STEPS, Step, producer, run_script
 from pipelines.parameters import (PARAMETERS, as_ui_values, defaults_from, format_value,
                                   hydra_overrides, override_key, validate)
 
@@ -161,7 +161,8 @@ class GrowingDelayRetry:
 
     ClearML relaunches a failed step at once and with the same task; here each retry is a fresh clone of
     the failed task (which stays, with its log) with the step's ``retry_overrides`` (train:
-    ``train.resume=auto``, so training continues from the last checkpoint in the run's train folder).
+    ``train.resume=auto`` and ``train.resume_from_task=<failed task>``, so training continues from the last
+    checkpoint in the run's train folder or, on a fresh agent checkout, the failed attempt's captured ones).
     """
 
     def __init__(self, count: int, delay: float, backoff: float, max_delay: float,
@@ -182,7 +183,9 @@ class GrowingDelayRetry:
         print(f"step '{node.name}' failed; retry {retries_done + 1}/{self.count} in {wait:.0f}s", flush=True)
         self.sleep(wait)
         if self.resume_parameters and node.job is not None:
-            node.job = clearml_compat.fresh_attempt(node.job, pipeline.id, self.resume_parameters)
+            failed = str(node.job.task_id())
+            parameters = {k: v.replace(FAILED_ATTEMPT, failed) for k, v in self.resume_parameters.items()}
+            node.job = clearml_compat.fresh_attempt(node.job, pipeline.id, parameters)
         return True
 
 

@@ -10,8 +10,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+from omegaconf import DictConfig
+
 from components.common.sources import generate_synthetic
 from pipelines.config import compose_config
+from pipelines.dag import by_name
 from tests.standin import procs
 from tests.standin.client import ApiClient
 from tests.standin.environment import ClearMLEndpoint
@@ -24,6 +27,11 @@ def run_command(cmd: Sequence[str], log_path: Path, env: dict[str, str] | None =
     """Run ``cmd`` in its own process group (stdout and stderr together in ``log_path``); on timeout the
     whole group is killed, so no step process outlives the test."""
     return procs.run(list(cmd), dict(os.environ) if env is None else env, cwd, log_path, timeout)
+
+
+def step_folder(cfg: DictConfig, step: str) -> Path:
+    """The folder a step of ``cfg``'s run writes (its Hydra run dir)."""
+    return by_name()[step].folder(str(cfg.paths.run_dir))
 
 
 def cli(*args: str) -> list[str]:

@@ -17,14 +17,10 @@ from components.common import models
 from components.common.errors import ConfigError, DataError
 from components.common.manifest import Manifest
 from pipelines.config import compose_config
-from pipelines.dag import by_name
 from tests.conftest import make_case
+from tests.support import step_folder
 
 Cfg = Callable[..., DictConfig]
-
-
-def step_folder(cfg: DictConfig, step: str) -> Path:
-    return by_name()[step].folder(str(cfg.paths.run_dir))
 
 
 def test_preprocess_writes_manifest_split_and_statistics(tiny_cfg: Cfg) -> None:

@@ -124,10 +124,32 @@ def access_key_configured() -> bool:
 # checkpoints import torch at the top, before anything calls Task.init.
 TORCH_BEFORE_TASK_INIT = True
 
-# ignite's atomic checkpoint save writes a temporary file and renames it; clearml 2.1.12's torch.save
-# binding then names the captured output model after the temporary file. Non-atomic saves keep the real
-# name; the previous checkpoints stay as a fallback for a save cut short.
-CHECKPOINT_ATOMIC = False
+def register_checkpoints_by_final_path() -> None:
+    """Register a checkpoint that ``checkpoints.AtomicCheckpointSaver`` writes under ``.partial/`` with the
+    path it is renamed to.
+
+    clearml 2.1.12's ``torch.save`` binding registers (or, with an output destination, uploads under the
+    file's name) the path given to ``torch.save``: for an atomic save that is the partial file, which is
+    gone a moment later. Its documented pre-save callback (``WeightsFileHandler.add_pre_callback``) may change
+    the registered path; the upload still copies the complete partial file before the rename. Idempotent.
+    """
+    from clearml.binding.frameworks import WeightsFileHandler
+
+    check_version("atomic checkpoint capture")
+    WeightsFileHandler.add_pre_callback(_final_checkpoint_path)  # the SDK adds a function only once
+
+
+def _final_checkpoint_path(action: Any, info: Any) -> Any:
+    from clearml.binding.frameworks import WeightsFileHandler
+
+    from .checkpoints import PARTIAL_DIR
+
+    path = Path(info.local_model_path or "")
+    if str(action) == str(WeightsFileHandler.CallbackType.save) and path.parent.name == PARTIAL_DIR:
+        info.local_model_path = str(path.parent.parent / path.name)
+        info.upload_filename = path.name
+    return info
+
 
 # clearml 2.1.12's PipelineController.add_step(monitor_models=...) matches model names exactly (the
 # documented "*" pattern is not applied), so the best model is registered under a fixed file name, and its

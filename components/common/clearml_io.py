@@ -139,3 +139,56 @@ def report_test_metrics_on_model(model_id: str, metrics: dict[str, float]) -> No
     model = Model(model_id=model_id)
     for key, value in metrics.items():
         model.set_metadata(key, f"{value:.5f}", v_type="float")
+
+
+def download_attempt_checkpoints(task_id: str, folder: Path) -> list[Path]:
+    """Copy into ``folder`` the newest readable epoch checkpoint that task ``task_id`` (an earlier attempt of
+    the train step) captured as an output model, and the files its checkpoint bookkeeping names (the best
+    checkpoint, the epoch before); returns the files copied (none when the attempt saved no checkpoint).
+
+    A checkpoint whose upload a kill cut short is skipped for the one before; when the attempt has
+    checkpoints but none can be read, that is an error, not a silent fresh start.
+    """
+    from . import checkpoints as ckpt
+
+    try:
+        task: Any = Task.get_task(task_id=task_id)
+    except ValueError as e:
+        raise ConfigError("train.resume_from_task", f"no ClearML task with id '{task_id}': {e}") from e
+    entries = task.models["output"]
+    names = {str(n) for n in entries.keys()}
+    newest_first = sorted((n for n in names if ckpt.epoch_of(Path(f"{n}.pt")) >= 0),
+                          key=lambda n: ckpt.epoch_of(Path(f"{n}.pt")), reverse=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    problems = []
+    for name in newest_first:
+        path = folder / f"{name}.pt"
+        try:
+            _copy_model(entries[name], path)
+            kept = ckpt.saved_files(path)
+        except Exception as e:  # a missing upload, a truncated file: torch and the SDK raise several types
+            log.warning("checkpoint %s of task %s is unusable (%s); trying the one before", name, task_id, e)
+            problems.append(f"{name}: {e}")
+            path.unlink(missing_ok=True)
+            continue
+        fetched = [path]
+        for filename in kept:
+            other = folder / filename
+            if Path(filename).stem in names and not other.exists():
+                _copy_model(entries[Path(filename).stem], other)
+                fetched.append(other)
+        return fetched
+    if problems:
+        raise ConfigError("train.resume_from_task", f"no checkpoint of task {task_id} is readable "
+                                                    f"({'; '.join(problems)})")
+    return []
+
+
+def _copy_model(model: Model, target: Path) -> None:
+    """Copy a model's weights file to ``target``; raises when it cannot be fetched."""
+    import shutil
+
+    local = model.get_local_copy(raise_on_error=True)
+    if not local or not Path(local).is_file():
+        raise FileNotFoundError(f"model {model.id} has no weights file at {model.url!r}")
+    shutil.copyfile(local, target)

@@ -33,6 +33,10 @@ def make_dataset(records: Sequence[dict[str, Any]], transform: Compose, cache_cf
 
 
 def make_loader(dataset: Dataset, batch_size: int, shuffle: bool, num_workers: int) -> DataLoader:
-    """MONAI DataLoader (collates the lists produced by multi-sample crops, seeds workers)."""
+    """MONAI DataLoader (collates the lists produced by multi-sample crops, seeds workers).
+
+    Workers are started anew each epoch: MONAI seeds a worker's random transforms when it starts, from
+    torch's generator, which ``seeding.EpochSeeding`` resets per epoch; persistent workers would carry
+    their random state across epochs, and a resumed run would draw differently."""
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers, pin_memory=False,
-                      persistent_workers=num_workers > 0)
+                      persistent_workers=False)

@@ -28,6 +28,10 @@ class DataError(PipelineError):
         self.problem = problem
 
 
+class ResourceError(PipelineError):
+    """The configured sizes do not fit the machine (e.g. GPU memory); the message names the keys to lower."""
+
+
 class StepFailed(Exception):
     """A step's process ended with a non-zero exit code (its log has the details)."""
 

@@ -1,4 +1,4 @@
-"""Run-time helpers every step uses: device choice and seeding."""
+"""Run-time helpers every step uses: device choice, seeding, and an out-of-memory error that says what to lower."""
 
 from __future__ import annotations
 
@@ -6,11 +6,14 @@ import ctypes
 import logging
 import signal
 import sys
+from contextlib import contextmanager
+from typing import Iterator
 
 import torch
 from monai.utils import set_determinism
+from omegaconf import DictConfig, OmegaConf
 
-from .errors import ConfigError
+from .errors import ConfigError, ResourceError
 
 log = logging.getLogger(__name__)
 
@@ -55,3 +58,27 @@ def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch and make cuDNN deterministic (MONAI's ``set_determinism``), so that CPU
     runs are repeatable."""
     set_determinism(seed=int(seed), use_deterministic_algorithms=None)
+
+
+# the config keys that size a step's memory use, per stage (what to lower after an out-of-memory error)
+_TRAIN_SIZES = ("train.batch_size", "train.samples_per_volume", "train.patch_size")
+_INFERENCE_SIZES = ("inference.inferer.roi_size", "inference.inferer.sw_batch_size")
+
+
+@contextmanager
+def explain_out_of_memory(cfg: DictConfig, stage: str, device: torch.device, training: bool) -> Iterator[None]:
+    """Turn torch's out-of-memory error during ``stage`` into a ``ResourceError`` naming the sizes to lower
+    with their values (training: batch, patches per volume, patch size, then the sliding window)."""
+    try:
+        yield
+    except torch.OutOfMemoryError as e:
+        keys = (*_TRAIN_SIZES, *_INFERENCE_SIZES) if training else _INFERENCE_SIZES
+        sizes = ", ".join(f"{k}={_plain(OmegaConf.select(cfg, k))}" for k in keys)
+        amp = "" if training and cfg.train.amp or not training and cfg.inference.amp else \
+            f"; or enable mixed precision ({'train' if training else 'inference'}.amp=true)"
+        raise ResourceError(f"out of memory during {stage} on {device}: lower one of {sizes}{amp} "
+                            f"({str(e).splitlines()[0] if str(e) else type(e).__name__})") from e
+
+
+def _plain(value: object) -> object:
+    return OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
