@@ -146,7 +146,8 @@ def score(cfg: DictConfig, net: torch.nn.Module, records: list[dict[str, str]], 
                                                   output_transform=from_engine(["pred", "label"]))
     evaluator = build_evaluator(cfg, net, records, len(labels), device, hd_name, hausdorff,
                                 handlers=list(handlers or []), pred_dir=pred_dir)
-    evaluator.run()
+    with runtime.explain_out_of_memory(cfg, "evaluation", device, training=False):
+        evaluator.run()
     names = foreground_names(labels)
     dice, hd = (evaluator.state.metric_details[k].detach().cpu().numpy() for k in (DICE, hd_name))
     rows = case_rows([r["id"] for r in records], dice, hd, names, hd_name)

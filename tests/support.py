@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+import torch
+from monai.networks.nets import UNet
 from omegaconf import DictConfig
 
 from components.common.sources import generate_synthetic
@@ -150,3 +152,11 @@ def latest_dataset_version(api: ApiClient, project: str, name: str) -> str:
                      order_by=["-last_update"], only_fields=["id", "project"], search_hidden=True)["tasks"]
     projects = {p["id"] for p in api.call("projects.get_all", name=f"^{project}/", search_hidden=True)["projects"]}
     return next(t["id"] for t in found if t["project"] in projects)
+
+
+class OutOfMemoryUNet(UNet):
+    """A UNet whose forward pass runs out of memory as a too-large batch or window does on a GPU; a test
+    selects it with ``model.net._target_=tests.support.OutOfMemoryUNet`` (the fault comes from the test)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 7.79 GiB total)")

@@ -14,7 +14,7 @@ from omegaconf import DictConfig
 
 from components import evaluate, preprocess, train
 from components.common import models
-from components.common.errors import ConfigError, DataError
+from components.common.errors import ConfigError, DataError, ResourceError
 from components.common.manifest import Manifest
 from pipelines.config import compose_config
 from tests.conftest import make_case
@@ -108,6 +108,21 @@ def test_bad_values_are_named_before_training(tiny_cfg: Cfg) -> None:
         train.run(tiny_cfg("train.max_epochs=abc"))
     with pytest.raises(DataError, match="manifest not found"):
         train.run(tiny_cfg("inputs.manifest=/nowhere/manifest.json"))
+
+
+def test_out_of_memory_names_the_sizes_to_lower(tiny_cfg: Cfg) -> None:
+    cfg = tiny_cfg()
+    preprocess.run(cfg)
+    trained = train.run(cfg)
+    oom = "model.net._target_=tests.support.OutOfMemoryUNet"
+    with pytest.raises(ResourceError, match=r"out of memory during training on cpu: lower one of train.batch_size=2, "
+                                            r"train.samples_per_volume=\d+, train.patch_size=\[.*\], "
+                                            r"inference.inferer.roi_size=\[.*\], inference.inferer.sw_batch_size=\d+ "
+                                            r"\(CUDA out of memory"):
+        train.run(tiny_cfg(oom, "train.max_epochs=1"))
+    with pytest.raises(ResourceError, match=r"during evaluation on cpu: lower one of inference.inferer.roi_size=\[.*\], "
+                                            r"inference.inferer.sw_batch_size=\d+ \("):
+        evaluate.run(tiny_cfg(oom, f"inputs.checkpoint='{trained['best_checkpoint']}'"))
 
 
 def test_evaluate_rejects_a_checkpoint_of_another_network(tiny_cfg: Cfg, tmp_path: Path) -> None:
