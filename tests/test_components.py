@@ -70,7 +70,7 @@ def test_train_then_evaluate_hand_over_and_outputs(tiny_cfg: Cfg) -> None:
     assert sorted(p.name for p in ckpt_dir.glob("checkpoint_*.pt")) == ["checkpoint_2.pt", "checkpoint_3.pt"]
     best = Path(trained["best_checkpoint"])
     assert best.is_file() and best.name.startswith("best_checkpoint_")
-    state = torch.load(best, weights_only=False)
+    state = torch.load(best, weights_only=True)
     assert set(state) >= {"net", "optimizer", "trainer", "lr_scheduler"}
     assert state["trainer"]["iteration"] == trained["best_epoch"] * state["trainer"]["epoch_length"]
     assert 0.0 <= trained["best_val_mean_dice"] <= 1.0 and trained["epochs"] == 3
@@ -156,7 +156,7 @@ def test_resume_skips_a_checkpoint_truncated_by_a_crash(tiny_cfg: Cfg) -> None:
     newest.write_bytes(newest.read_bytes()[:100])
     resumed = train.run(tiny_cfg("train.max_epochs=2", "train.resume=auto"))
     assert resumed["resumed_from_epoch"] == 1 and resumed["epochs"] == 2
-    torch.load(newest, weights_only=False)  # epoch 2 was trained again and saved whole
+    torch.load(newest, weights_only=True)  # epoch 2 was trained again and saved whole
 
 
 def test_resume_refuses_a_checkpoint_past_max_epochs_and_stops_when_none_is_readable(tiny_cfg: Cfg) -> None:

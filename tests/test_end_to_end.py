@@ -72,7 +72,7 @@ def test_checkpoints_exist_and_load(pipeline_run: tuple[Path, dict[str, Any], st
     assert Path(summary["best_checkpoint"]) in checkpoints
     for path in checkpoints:
         net = models.build_network(cfg.model)
-        state = torch.load(path, weights_only=False)
+        state = torch.load(path, weights_only=True)
         net.load_state_dict(state["net"])
         assert {"optimizer", "lr_scheduler", "trainer"} <= set(state)
 
