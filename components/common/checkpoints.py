@@ -31,7 +31,7 @@ class AtomicCheckpointSaver(DiskSaver):
     file), the file being written already has the checkpoint's name, so ClearML's ``torch.save`` capture
     names the output model after it (``clearml_compat.register_checkpoints_by_final_path`` points the model
     at the renamed file). A kill during a save leaves the previous checkpoints intact and at most a partial
-    file in ``.partial``, which nothing reads.
+    file in ``.partial/``, which nothing reads (the folder is removed again when a save leaves it empty).
     """
 
     def __init__(self, dirname: str | Path) -> None:
@@ -52,6 +52,8 @@ class AtomicCheckpointSaver(DiskSaver):
         except BaseException:
             partial.unlink(missing_ok=True)
             raise
+        if not any(partial.parent.iterdir()):  # leave no empty folder beside the checkpoints
+            partial.parent.rmdir()
 
 
 def epoch_of(path: Path) -> int:
