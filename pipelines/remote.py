@@ -32,6 +32,7 @@ from omegaconf import DictConfig, OmegaConf
 from components.common import clearml_compat
 from components.common.errors import PipelineError, exit_code_of
 from components.common.tracking import task_name
+from pipelines import preflight
 from pipelines.config import OVERLAY_GROUPS, compose_config, compose_with_choices
 from pipelines.dag import FAILED_ATTEMPT, STEPS, Step, producer, run_script
 from pipelines.parameters import (PARAMETERS, as_ui_values, defaults_from, format_value,
@@ -273,6 +274,7 @@ def run(command: str, overrides: Sequence[str]) -> int:
     if command not in COMMANDS:
         raise PipelineError(f"unknown command '{command}' (choose from: {', '.join(COMMANDS)})")
     plan = plan_from_overrides(overrides)
+    preflight.check_launch(plan.cfg, command)  # server, credentials, queues: before anything is created
     if command == "controller":
         plan = pin_raw_dataset(plan)
     pipe = build(plan, command)
@@ -302,6 +304,7 @@ def run_on_agent() -> int:
     raw = {k.split("/", 1)[1]: v for k, v in task.get_parameters().items() if k.startswith("Args/")}
     try:
         plan = pin_raw_dataset(plan_from_parameters(raw))
+        preflight.check_step_queues(plan.cfg)
     except PipelineError as e:
         _fail_before_start(task, str(e))
         return 2

@@ -39,6 +39,7 @@ from omegaconf import DictConfig, OmegaConf
 from components.common import clearml_compat
 from components.common.clearml_io import project_tree_ids
 from components.common.errors import ConfigError, PipelineError, exit_code_of
+from pipelines import preflight
 from pipelines.config import compose_config
 from pipelines.dag import REPO_ROOT, python_env, run_script
 from pipelines.parameters import as_ui_values, override_key
@@ -196,6 +197,7 @@ def prepare(overrides: Sequence[str], now: datetime | None = None) -> Registrati
     since = datetime.now(timezone.utc)
     plan, when = plan_runs(overrides, now)
     cfg = plan.cfg
+    preflight.check_schedule(cfg)  # server, credentials, queues: before the server is asked or changed
     if cfg.schedule.trigger.enabled:
         from components.common.clearml_io import latest_raw_dataset_id
 

@@ -8,7 +8,7 @@ import random
 import numpy as np
 import pytest
 import torch
-from ignite.engine import Engine, Events
+from ignite.engine import Engine
 from monai.data import Dataset
 from monai.transforms import RandomizableTransform
 
