@@ -56,8 +56,35 @@ def validate_tags(tags: Any, system_tags: Any) -> None:
             raise fields_value_error("unsupported tag prefix", values=unsupported)
 
 
+def data_validation_error(**fields: str) -> ApiError:
+    """A document that fails mongoengine's validation on save or update (database/errors.py
+    ``MongoEngineErrorsHandler.validation_error``): 400/800 with each field's error text."""
+    return ApiError(400, 800, _message("Data validation error", None, fields), **fields)
+
+
+NAME_MIN_LENGTH = 3  # database/model/{project,queue,model}.py: name = StrippedStringField(min_length=3)
+
+
+def stripped_name(name: Any) -> Any:
+    """A queue/project/model name as the real server stores it: stripped (``StrippedStringField``) and at least
+    three characters long (checked by mongoengine on save and on update, 400/800)."""
+    if not isinstance(name, str):
+        return name
+    name = name.strip()
+    if len(name) < NAME_MIN_LENGTH:
+        raise data_validation_error(name="String value is too short")
+    return name
+
+
+def task_already_queued(task_id: str) -> ApiError:
+    """``QueueBLL.add_task`` when the queue already holds the task."""
+    return ApiError(400, 706, f"Failed adding task to queue since task is already queued: task={task_id}", task=task_id)
+
+
 def missing_fields(*fields: str) -> ApiError:
-    return ApiError(400, 11, "Validation error (missing required fields)", fields=list(fields))
+    """An endpoint's ``required_fields`` absent from the request (service_repo/validators.py
+    ``validate_required_fields``: ``MissingRequiredFields(missing=[...])``)."""
+    return ApiError(400, 11, _message("Missing required fields", None, {"missing": list(fields)}), missing=list(fields))
 
 
 def invalid_task_id(task_id: Any) -> ApiError:

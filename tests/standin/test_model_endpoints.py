@@ -243,10 +243,12 @@ def test_set_ready_without_publish_task_ignores_the_task(clearml_api: ApiClient)
 
 
 def test_task_publish_publishes_its_last_output_model_only(clearml_api: ApiClient) -> None:
-    task = _task(clearml_api, "completed")
+    task = _task(clearml_api)  # output models are added while the task is created or running, not once completed
     first, last = _model(clearml_api, ready=False), _model(clearml_api, ready=False)
     for name, model in (("first", first), ("last", last)):
         clearml_api.call("tasks.add_or_update_model", task=task, type="output", name=name, model=model)
+    clearml_api.call("tasks.started", task=task)
+    clearml_api.call("tasks.completed", task=task)
     clearml_api.call("tasks.publish", task=task)
     assert (_get(clearml_api, first)["ready"], _get(clearml_api, last)["ready"]) == (False, True)
 

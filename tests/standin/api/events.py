@@ -42,27 +42,77 @@ def _update_last_metrics(task: Doc, event: Doc) -> None:
     slot["count"] += 1
 
 
+VECTOR = "training_stats_vector"
+EVENT_TYPES = (SCALAR, VECTOR, IMAGE, PLOT, LOG)  # bll/event/event_common.py EventType (but "*")
+
+
+def _count(errors_info: dict[str, int], message: str) -> None:
+    errors_info[message] = errors_info.get(message, 0) + 1
+
+
 @endpoint("events.add_batch")
 def add_batch(state: State, body: Doc, call: Call) -> Doc:
-    """The body arrives as newline-delimited JSON; the HTTP layer hands it over as ``requests``."""
+    """``EventBLL.add_events`` over the newline-delimited JSON body (the HTTP layer hands it over as ``requests``).
+    An empty batch is refused (400/17); an event without a ``type``, with a type that is none of the five (spaces
+    become underscores), without a ``task``, or for an unknown task (or model, with ``model_event``) is counted in
+    ``errors_info`` under the real server's message; when no event at all was added, the call fails with 400/131
+    carrying those counts."""
+    batch = body.get("requests")
+    if not batch:  # services/events.py add_batch: BatchContainsNoItems
+        raise errors.ApiError(400, 17, "Batch request contains no items")
     added = 0
     errors_info: dict[str, int] = {}
-    for raw in body.get("requests") or []:
-        event = copy.deepcopy(raw)
-        task = state.tasks.get(event.get("task") or "")
-        if task is None:
-            errors_info["invalid task id"] = errors_info.get("invalid task id", 0) + 1
+    for raw in batch:
+        event = copy.deepcopy(raw) if isinstance(raw, dict) else {}
+        model_event = bool(event.get("model_event"))
+        if model_event and event.get("model") is not None:
+            event["task"] = event.pop("model")
+        event["model_event"] = model_event
+        event.pop("allow_locked", None)
+        event_type = event.get("type")
+        if event_type is None:
+            _count(errors_info, "Event must have a 'type' field")
             continue
+        event_type = str(event_type).replace(" ", "_")
+        if event_type not in EVENT_TYPES:
+            _count(errors_info, f"Invalid event type {event_type}")
+            continue
+        if model_event and event_type == LOG:
+            _count(errors_info, "Task log events are not supported for models")
+            continue
+        entity_id = event.get("task")
+        if entity_id is None:
+            _count(errors_info, "Event must have a 'task' field")
+            continue
+        owner = (state.models if model_event else state.tasks).get(entity_id) if isinstance(entity_id, str) else None
+        if owner is None:
+            _count(errors_info, f"Invalid {'model' if model_event else 'task'} id {entity_id}")
+            continue
+        event["type"] = event_type
+        if "ts" in event:
+            event["timestamp"] = event.pop("ts")
         event.setdefault("timestamp", int(time.time() * 1000))
-        event.setdefault("iter", 0)
+        event.setdefault("worker", call.worker)
+        event["iter"] = int(event.get("iter") or 0)
+        if "values" in event:
+            event["value"] = event.pop("values")
+        event["metric"] = event.get("metric") or ""
+        event["variant"] = event.get("variant") or ""
         event["@timestamp"] = now_iso()
-        state.events.setdefault(task["id"], []).append(event)
-        if event.get("type") in (SCALAR, IMAGE, PLOT, "training_stats_vector") and event["iter"] != SINGLE_VALUE_ITER:
-            task["last_iteration"] = max(task.get("last_iteration") or 0, int(event["iter"]))
-        if event.get("type") == SCALAR:
-            _update_last_metrics(task, event)
-        task["last_update"] = task["last_change"] = now_iso()  # TaskBLL.set_last_update sets both
+        state.events.setdefault(entity_id, []).append(event)
         added += 1
+        counts_iteration = event_type in (SCALAR, IMAGE, PLOT, VECTOR) and event["iter"] != SINGLE_VALUE_ITER
+        if counts_iteration:
+            owner["last_iteration"] = max(owner.get("last_iteration") or 0, event["iter"])
+        if model_event:
+            owner["last_update"] = now_iso()
+            continue
+        if event_type == SCALAR:
+            _update_last_metrics(owner, event)
+        owner["last_update"] = owner["last_change"] = now_iso()  # TaskBLL.set_last_update sets both
+    if not added:  # EventBLL.add_events: EventsNotAdded(**errors_per_type)
+        detail = ", ".join(f"{k}={v}" for k, v in errors_info.items())
+        raise errors.ApiError(400, 131, f"Events not added: {detail}" if detail else "Events not added", **errors_info)
     return {"added": added, "errors": sum(errors_info.values()), "errors_info": errors_info}
 
 

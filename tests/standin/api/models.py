@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from tests.standin import errors, query
+from tests.standin import errors, query, request_models
 from tests.standin.api import Call, endpoint
 from tests.standin.api.projects import include_subprojects
 from tests.standin.api.tasks import change_status, update_statistics
@@ -42,64 +42,24 @@ def new_model(state: State, body: Doc) -> Doc:
 
 # --- request validation, as the real server's request models and helpers refuse -----------------------
 
-def _jsonmodels_error(detail: str) -> errors.ApiError:
-    """A jsonmodels ValidationError: service_repo/validators.py ``validate_data`` lower-cases its text into 400/12."""
-    return errors.validation_error(detail.lower())
+METADATA_RULES: dict[str, request_models.Rule] = {  # apimodels/metadata.py AddOrUpdateMetadata
+    "metadata": request_models.Items(METADATA_ITEM_CLASS, {k: request_models.Str(required=True) for k in METADATA_ITEM_FIELDS},
+                                     min_items=1),
+    "model": request_models.Str(required=True),
+}
 
 
-def _wrong_type(expected: str, value: Any) -> str:
-    """str() of jsonmodels' two-argument type error, as the server embeds it."""
-    return str((f'Value is wrong, expected type "{expected}"', value))
-
-
-def _required_string(body: Doc, name: str) -> None:
-    """A ``StringField(required=True)`` missing from the request (reported by ``Base.validate()``)."""
-    if body.get(name) is None:
-        raise _jsonmodels_error(f"Error for field '{name}'. Field is required!")
-
-
-def _nonempty_list(body: Doc, name: str) -> list[Any]:
-    """A ``ListField([...], validators=Length(minimum_value=1))`` (apimodels/batch.py, apimodels/metadata.py)."""
-    too_short = "Value '[]' length is lower than allowed minimum '1'."
-    if name not in body:  # left unset: Base.validate() fills in [] and checks it
-        raise _jsonmodels_error(f"Error for field '{name}'. {too_short}")
-    value = body[name]
-    if not value:  # None or empty: parse_value gives [] when the field is set
-        raise _jsonmodels_error(f"Error for field '{name}': {too_short}.")
-    if not isinstance(value, list):
-        raise _jsonmodels_error(f"Error for field '{name}': {_wrong_type('list', value)}.")
-    return value
-
-
-def _string_list(body: Doc, name: str) -> list[str]:
-    values = _nonempty_list(body, name)
-    for value in values:
-        if not isinstance(value, str):  # ListField._cast_value calls str(**value)
-            raise errors.validation_error(f"str() argument after ** must be a mapping, not {type(value).__name__}")
-    return values
+CREATE_RULES: dict[str, request_models.Rule] = {  # apimodels/models.py CreateModelRequest (its string fields)
+    "name": request_models.Str(required=True), "uri": request_models.Str(required=True),
+    "comment": request_models.Str(), "project": request_models.Str(), "parent": request_models.Str(),
+    "framework": request_models.Str(), "task": request_models.Str(),
+}
 
 
 def _metadata_items(body: Doc) -> list[Doc]:
-    """``AddOrUpdateMetadata.metadata``: at least one MetadataItem, each with string key, type and value.
-    Items are built first (a wrong type or an explicit null fails there, wrapped twice by jsonmodels' ``set_field``,
-    hence the two full stops), then validated (a missing field)."""
-    items = _nonempty_list(body, "metadata")
-    for item in items:
-        if not isinstance(item, dict):  # MetadataItem(**item): a CallParsingError, not lower-cased
-            raise errors.validation_error(f"{METADATA_ITEM_CLASS}() argument after ** must be a mapping, not {type(item).__name__}")
-        for name in METADATA_ITEM_FIELDS:
-            if name not in item:
-                continue
-            if item[name] is None:
-                raise _jsonmodels_error(f"Error for field 'metadata': Error for field '{name}': Field is required!..")
-            if not isinstance(item[name], str):
-                raise _jsonmodels_error(f"Error for field 'metadata': Error for field '{name}': {_wrong_type('str', item[name])}..")
-    for item in items:
-        for name in METADATA_ITEM_FIELDS:
-            if name not in item:
-                inner = (f"Error for field '{name}'.", "ValidationError('Field is required!')")
-                raise _jsonmodels_error(f"Error for field 'metadata': (\"{inner[0]}\", {inner[1]}).")
-    return [{name: item[name] for name in METADATA_ITEM_FIELDS} for item in items]
+    """``AddOrUpdateMetadata.metadata``: at least one MetadataItem, each with string key, type and value."""
+    request_models.validate(body, METADATA_RULES)
+    return [{name: item[name] for name in METADATA_ITEM_FIELDS} for item in body["metadata"]]
 
 
 def _escape_metadata(fields: Doc) -> None:
@@ -138,12 +98,10 @@ def _prepare_update_fields(state: State, fields: Doc) -> Doc:
 
 @endpoint("models.create")
 def create(state: State, body: Doc, call: Call) -> Doc:
-    missing = [k for k in ("name", "uri") if not body.get(k)]
-    if missing:
-        raise errors.missing_fields(*missing)
     metadata = body.get("metadata")
     if metadata is not None and not isinstance(metadata, dict):  # CreateModelRequest: DictField(value_types=[MetadataItem])
-        raise _jsonmodels_error(f"Error for field 'metadata': {_wrong_type('dict', metadata)}.")
+        raise request_models.jsonmodels_error(f"Error for field 'metadata': {request_models.wrong_type('dict', metadata)}.")
+    request_models.validate(body, CREATE_RULES)
     if body.get("project") and body["project"] not in state.projects:  # validate_id(Project, ...)
         raise errors.validation_error("Invalid project ids", project=body["project"])
     if body.get("task"):
@@ -151,6 +109,7 @@ def create(state: State, body: Doc, call: Call) -> Doc:
     errors.validate_tags(body.get("tags"), body.get("system_tags"))  # the request model always has both lists
     fields = {k: body[k] for k in EDIT_FIELDS if body.get(k) is not None}
     _escape_metadata(fields)
+    fields["name"] = errors.stripped_name(fields["name"])  # model.save(): name needs three characters (400/800)
     return {"id": new_model(state, fields)["id"], "created": True}
 
 
@@ -174,6 +133,8 @@ def edit(state: State, body: Doc, call: Call) -> Doc:
         update_statistics(state, task_id, last_iteration_max=int(body["iteration"]))
     if not fields:
         return {"updated": 0}
+    if "name" in fields:  # model.update validates the value: three characters at least (400/800)
+        fields["name"] = errors.stripped_name(fields["name"])
     now = now_iso()
     fields.update(last_change=now, last_changed_by=USER["id"])
     if any(f in fields for f in LAST_UPDATE_FIELDS):
@@ -193,6 +154,8 @@ def update(state: State, body: Doc, call: Call) -> Doc:
     fields = {k: copy.deepcopy(data[k]) for k in USER_SET_ALLOWED if k in data}
     if not fields:
         return {"updated": 0, "fields": {}}
+    if fields.get("name") is not None:  # Model.safe_update validates the value (400/800 under three characters)
+        fields["name"] = errors.stripped_name(fields["name"])
     now = now_iso()
     fields.update(last_change=now, last_changed_by=USER["id"])
     doc.update(copy.deepcopy(fields))
@@ -206,6 +169,8 @@ def update_for_task(state: State, body: Doc, call: Call) -> Doc:
     """Create (or override) the output model of a task, as the SDK's OutputModel did before API 2.13."""
     task = state.task(body.get("task"))
     fields = {k: body[k] for k in ("uri", "name", "comment", "tags", "system_tags") if body.get(k) is not None}
+    if "name" in fields:  # the model is saved or updated with it: three characters at least (400/800)
+        fields["name"] = errors.stripped_name(fields["name"])
     if body.get("override_model_id"):
         doc = state.model(body["override_model_id"])
         doc.update(copy.deepcopy(fields))
@@ -215,8 +180,9 @@ def update_for_task(state: State, body: Doc, call: Call) -> Doc:
         if not body.get("uri"):
             raise errors.missing_fields("uri")
         execution = task.get("execution") or {}
+        name = fields["name"] if "name" in fields else errors.stripped_name(task["name"])
         doc = new_model(state, {
-            "name": task["name"], **fields, "task": task["id"], "project": task.get("project"),
+            "name": name, **fields, "task": task["id"], "project": task.get("project"),
             "ready": False, "design": execution.get("model_desc") or {},
             "labels": execution.get("model_labels") or {}, "framework": execution.get("framework"),
         })
@@ -275,7 +241,7 @@ def _bool(body: Doc, name: str, default: bool) -> bool:
 
 @endpoint("models.set_ready")
 def set_ready(state: State, body: Doc, call: Call) -> Doc:
-    _required_string(body, "model")
+    request_models.required_string(body, "model")
     updated, published_task = publish_model(state, body["model"], _bool(body, "force_publish_task", False),
                                             _bool(body, "publish_task", True))
     result: Doc = {"updated": updated}
@@ -287,7 +253,7 @@ def set_ready(state: State, body: Doc, call: Call) -> Doc:
 @endpoint("models.publish_many")
 def publish_many(state: State, body: Doc, call: Call) -> Doc:
     """``run_batch_operation`` over ``publish_model``: each id succeeds or is reported with its error."""
-    ids = _string_list(body, "ids")
+    ids = request_models.string_list(body, "ids")
     force, publish_task = _bool(body, "force_publish_task", False), _bool(body, "publish_task", True)
     succeeded, failed = [], []
     for model_id in ids:
@@ -304,7 +270,6 @@ def publish_many(state: State, body: Doc, call: Call) -> Doc:
 def add_or_update_metadata(state: State, body: Doc, call: Call) -> Doc:
     """``Metadata.edit_metadata``: items keyed by key, all replaced with ``replace_metadata``; moves last_update."""
     items = _metadata_items(body)
-    _required_string(body, "model")
     doc = state.model(body["model"])
     metadata = {item["key"]: item for item in items}
     if body.get("replace_metadata"):
@@ -318,8 +283,8 @@ def add_or_update_metadata(state: State, body: Doc, call: Call) -> Doc:
 @endpoint("models.delete_metadata")
 def delete_metadata(state: State, body: Doc, call: Call) -> Doc:
     """``Metadata.delete_metadata``: at least one key; unknown keys are no error; moves last_update."""
-    keys = _string_list(body, "keys")
-    _required_string(body, "model")
+    keys = request_models.string_list(body, "keys")
+    request_models.required_string(body, "model")
     doc = state.model(body["model"])
     for key in set(keys):
         doc.setdefault("metadata", {}).pop(key, None)

@@ -13,22 +13,25 @@ def _by_name(state: State, name: str) -> Doc | None:
 
 def normalized_name(name: str) -> str:
     """sub_projects.py ``_validate_project_name``: no empty parts, each stripped."""
-    name = "/".join(part.strip() for part in name.split("/") if part.strip())
-    if not name:
-        raise errors.ApiError(400, 407, "Invalid project name")
-    return name
+    cleaned = "/".join(part.strip() for part in name.split("/") if part.strip())
+    if not cleaned:
+        raise errors.ApiError(400, 407, f"Invalid project name: name={name}", name=name)
+    return cleaned
 
 
 def ensure_project(state: State, name: str, system_tags: list[str] | None = None, **fields: object) -> Doc:
     """Get or create project ``name`` and its parents, as the real server does for paths (``ProjectBLL.create`` and
     ``_ensure_project``): auto-created parents get only an empty description (no tags, no system tags, so a hidden
-    child does not hide them), and a parent's ``last_update`` moves when a child is created under it."""
+    child does not hide them), and a parent's ``last_update`` moves when a child is created under it. Each saved
+    project's full name needs three characters (``Project.name``: ``min_length=3``, 400/800), so a path whose first
+    part is shorter is refused when that parent is created, before anything is saved."""
     name = normalized_name(name)
     existing = _by_name(state, name)
     if existing:
         return existing
     parent_name, _, basename = name.rpartition("/")
     parent = ensure_project(state, parent_name) if parent_name else None
+    errors.stripped_name(name)  # _save_under_parent: project.save() validates after the parents are saved
     pid = new_id()
     doc: Doc = {
         "id": pid,
@@ -74,11 +77,11 @@ def touch(state: State, project_id: str | None) -> None:
 
 @endpoint("projects.create")
 def create(state: State, body: Doc, call: Call) -> Doc:
-    if not body.get("name"):
+    if "name" not in body:  # required_fields=["name"]; an empty name is an invalid project name (400/407)
         raise errors.missing_fields("name")
     if body.get("tags") is not None:  # conform_tag_fields comes before ProjectBLL.create
         errors.validate_tags(body["tags"], body.get("system_tags"))
-    name = normalized_name(body["name"])
+    name = normalized_name(str(body["name"] or ""))
     if _by_name(state, name):  # ProjectBLL.create: ExpectedUniqueData with a replacement message
         raise errors.ApiError(400, 801, f"Project with the same name already exists: name={name}, company={COMPANY}",
                               name=name, company=COMPANY)
@@ -129,10 +132,27 @@ def get_by_id(state: State, body: Doc, call: Call) -> Doc:
 @endpoint("projects.update")
 def update(state: State, body: Doc, call: Call) -> Doc:
     doc = state.project(body.get("project"))
-    fields = {k: body[k] for k in ("name", "description", "tags", "system_tags", "default_output_destination") if k in body}
+    fields: Doc = {k: body[k] for k in ("name", "description", "tags", "system_tags", "default_output_destination") if k in body}
     if "tags" in fields:  # parse_from_call keeps nulls here, so conform_tag_fields checks whenever tags is sent
         errors.validate_tags(fields["tags"], fields.get("system_tags"))
+    old_name = doc["name"]
+    if fields.get("name"):
+        # ProjectBLL.update: a cleaned-up name in the same location (else 400/408), then project.update validates it
+        # (min_length=3, 400/800); the names of its subprojects follow (_update_subproject_names)
+        name = normalized_name(fields["name"])
+        if name.rpartition("/")[0] != old_name.rpartition("/")[0]:
+            raise errors.ApiError(400, 408, f"Cannot update project location. use projects.move instead: name={name}",
+                                  name=name)
+        fields["name"] = errors.stripped_name(name)
+        fields["basename"] = fields["name"].split("/")[-1]
+    else:
+        fields.pop("name", None)
     doc.update(fields)
+    if "name" in fields and fields["name"] != old_name:
+        for child in state.projects.values():
+            if doc["id"] in (child.get("path") or []):
+                child["name"] = fields["name"] + child["name"][len(old_name):]
+                child["last_update"] = now_iso()
     doc["last_update"] = now_iso()
     return {"updated": 1, "fields": fields}
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from tests.standin import errors, query
+from tests.standin import errors, query, request_models
 from tests.standin.api import Call, endpoint
 from tests.standin.state import COMPANY, USER, Doc, State, new_id, now_iso
 
 
 def new_queue(state: State, name: str, tags: list[str] | None = None, system_tags: list[str] | None = None) -> Doc:
-    """Create a queue; names are unique as on the real server."""
+    """Create a queue (``QueueBLL.create``): the name is stripped and needs three characters (400/800, checked by
+    ``Queue.save`` before the unique index); names are unique as on the real server."""
+    name = errors.stripped_name(name)
     if state.queue_by_name(name):
         raise errors.ApiError(400, 801, "Value combination already exists (unique field already contains this value)", name=name)
     doc: Doc = {
@@ -28,8 +30,7 @@ def _view(doc: Doc, max_entries: int | None) -> Doc:
 
 @endpoint("queues.create")
 def create(state: State, body: Doc, call: Call) -> Doc:
-    if not body.get("name"):
-        raise errors.missing_fields("name")
+    request_models.required_string(body, "name")  # apimodels/queues.py CreateRequest; "" fails the length check
     errors.validate_tags(body.get("tags"), body.get("system_tags"))  # conform_tags(validate=True), always
     return {"id": new_queue(state, body["name"], body.get("tags"), body.get("system_tags"))["id"]}
 
@@ -60,7 +61,7 @@ def add_task(state: State, body: Doc, call: Call) -> Doc:
     queue = state.queue(body.get("queue"))
     task = state.task(body.get("task"))
     if any(e["task"] == task["id"] for e in queue["entries"]):
-        raise errors.ApiError(400, 706, "Failed adding task to queue since task is already queued")
+        raise errors.task_already_queued(task["id"])
     queue["entries"].append({"task": task["id"], "added": now_iso()})
     return {"added": 1}
 
@@ -102,9 +103,12 @@ def delete(state: State, body: Doc, call: Call) -> Doc:
 @endpoint("queues.update")
 def update(state: State, body: Doc, call: Call) -> Doc:
     queue = state.queue(body.get("queue"))
-    fields = {k: body[k] for k in ("name", "tags", "system_tags") if k in body}
+    # data_model_for_partial_update: the sent fields that are not null
+    fields = {k: body[k] for k in ("name", "tags", "system_tags") if body.get(k) is not None}
     if "tags" in fields:  # conform_tag_fields(validate=True) on the sent fields
         errors.validate_tags(fields["tags"], fields.get("system_tags"))
+    if "name" in fields:  # Queue.safe_update validates the new value (StrippedStringField(min_length=3))
+        fields["name"] = errors.stripped_name(fields["name"])
     queue.update(fields)
     return {"updated": 1, "fields": fields}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from tests.standin import errors, query
+from tests.standin import errors, query, request_models
 from tests.standin.api import Call, endpoint
 from tests.standin.api.projects import ensure_project, include_subprojects, touch
 from tests.standin.state import COMPANY, USER, Doc, State, new_id, now_iso
@@ -62,13 +62,15 @@ def change_status(
     return {"updated": 1, "fields": fields}
 
 
-def task_for_update(state: State, body: Doc, allow_all_statuses: bool = False) -> Doc:
+def task_for_update(state: State, body: Doc, allow_all_statuses: bool = False, force: bool | None = None) -> Doc:
     """The task, if it may be edited: 'created', or also 'in_progress' with force (bll/task/utils.py
-    ``get_task_for_update``); any status when ``allow_all_statuses``."""
+    ``get_task_for_update``; ``force`` overrides the request's, as endpoints that pass ``force=True`` do);
+    any status when ``allow_all_statuses``."""
     task = state.task(body.get("task"))
     if allow_all_statuses:
         return task
-    allowed = ("created", "in_progress") if body.get("force") else ("created",)
+    forced = bool(body.get("force")) if force is None else force
+    allowed = ("created", "in_progress") if forced else ("created",)
     if task["status"] not in allowed:
         raise errors.invalid_task_status(expected="created", status=task["status"])
     return task
@@ -150,7 +152,11 @@ def create(state: State, body: Doc, call: Call) -> Doc:
 
 @endpoint("tasks.edit")
 def edit(state: State, body: Doc, call: Call) -> Doc:
-    task = task_for_update(state, body)
+    """services/tasks.py ``edit``: a task that is not 'created' needs ``force``, which allows any status (the SDK's
+    ``Task._edit`` always sends it, e.g. to archive a completed dataset version)."""
+    task = state.task(body.get("task"))
+    if not body.get("force") and task["status"] != "created":
+        raise errors.invalid_task_status(expected="created", status=task["status"])
     return {"updated": 1, "fields": _apply_fields(state, task, body)}
 
 
@@ -187,47 +193,71 @@ def get_types(state: State, body: Doc, call: Call) -> Doc:
     return {"types": sorted(types)}
 
 
-@endpoint("tasks.clone")
-def clone(state: State, body: Doc, call: Call) -> Doc:
+DELETED_PREFIX = "__DELETED__"  # bll/task/utils.py deleted_prefix: the parent of a deleted task's children
+
+
+def clone_task(state: State, body: Doc, hyperparams_overrides: dict[str, Doc] | None = None) -> tuple[Doc, Doc | None]:
+    """``TaskBLL.clone_task``: the ``new_task_*`` values replace the source's unless empty (``x or source.x``);
+    ``hyperparams_overrides`` (``pipelines.start_pipeline``) are merged into the source's hyperparameters item by
+    item. Without ``new_task_parent`` the clone's parent is the source's parent, or the source itself when it has
+    none (or a deleted one); an explicit parent must exist (400/101). Returns the task and the new project, if any."""
     src = state.task(body.get("task"))
-    errors.validate_tags(body.get("new_task_tags"), body.get("new_task_system_tags"))  # TaskBLL.clone_task
+    errors.validate_tags(body.get("new_task_tags"), body.get("new_task_system_tags"))
+    hyperparams = body.get("new_task_hyperparams")
+    if not hyperparams and hyperparams_overrides:
+        hyperparams = {section: dict(items) for section, items in (src.get("hyperparams") or {}).items()}
+        for section, items in hyperparams_overrides.items():
+            hyperparams.setdefault(section, {}).update(items)  # utilities/dicts.py nested_set per (section, name)
+    for section, items in (hyperparams or {}).items():  # param_utils.py params_prepare_for_save
+        if not section:
+            raise errors.validation_error("Empty section name is not allowed")
+        if any(not name for name in items):
+            raise errors.validation_error("Empty parameter name is not allowed")
     new_project = None
-    project = body.get("new_task_project") or src.get("project")
-    if body.get("new_project_name"):
+    project = body.get("new_task_project")
+    if not project and body.get("new_project_name"):
         proj = ensure_project(state, body["new_project_name"])
-        project, new_project = proj["id"], {"id": proj["id"], "name": proj["name"]}
+        project, new_project = proj["id"], {"id": proj["id"], "name": body["new_project_name"]}
     execution = copy.deepcopy(src.get("execution") or {})
-    execution["artifacts"] = [a for a in execution.get("artifacts") or [] if a.get("mode") == "input"]
-    execution.pop("queue", None)
     execution.update(copy.deepcopy(body.get("execution_overrides") or {}))
-    models = copy.deepcopy(src.get("models") or {})
-    models["output"] = []
-    if body.get("new_task_input_models") is not None:
-        models["input"] = copy.deepcopy(body["new_task_input_models"])
+    execution["artifacts"] = [a for a in execution.get("artifacts") or [] if a.get("mode", "output") != "output"]
+    execution.pop("queue", None)
+    models = {"input": copy.deepcopy(body.get("new_task_input_models") or (src.get("models") or {}).get("input") or []),
+              "output": []}
 
     def pick(key: str, src_key: str) -> Any:
-        value = body.get(key)
-        return copy.deepcopy(value if value is not None else src.get(src_key))
+        return copy.deepcopy(body.get(key) or src.get(src_key))
 
-    system_tags = body.get("new_task_system_tags")
-    if system_tags is None:
-        system_tags = [t for t in src.get("system_tags") or [] if t not in (DEVELOPMENT, "archived")]
+    src_parent = src.get("parent")
+    parent = body.get("new_task_parent") or (
+        src_parent if src_parent and not str(src_parent).startswith(DELETED_PREFIX) else src["id"])
+    explicit_parent = body.get("new_task_parent")
+    if explicit_parent and not explicit_parent.startswith(DELETED_PREFIX) and explicit_parent not in state.tasks:
+        raise errors.ApiError(400, 101, f"Invalid task id (invalid parent): parent={explicit_parent}", parent=explicit_parent)
+    system_tags = body.get("new_task_system_tags") or [
+        t for t in src.get("system_tags") or [] if t not in (DEVELOPMENT, "archived")]
     task = new_task(state, {
         "name": body.get("new_task_name") or src["name"],
         "type": src["type"],
         "comment": pick("new_task_comment", "comment"),
-        "parent": body.get("new_task_parent") or src["id"],
-        "project": project,
+        "parent": parent,
+        "project": project or src.get("project"),
         "tags": pick("new_task_tags", "tags"),
-        "system_tags": system_tags,
+        "system_tags": copy.deepcopy(system_tags),
         "script": copy.deepcopy(src.get("script")),
         "execution": execution,
         "models": models,
-        "hyperparams": pick("new_task_hyperparams", "hyperparams"),
+        "hyperparams": copy.deepcopy(hyperparams or src.get("hyperparams")),
         "configuration": pick("new_task_configuration", "configuration"),
         "container": pick("new_task_container", "container"),
     })
     task["output"] = {"destination": (src.get("output") or {}).get("destination")}
+    return task, new_project
+
+
+@endpoint("tasks.clone")
+def clone(state: State, body: Doc, call: Call) -> Doc:
+    task, new_project = clone_task(state, body)
     result: Doc = {"id": task["id"]}
     if new_project:
         result["new_project"] = new_project
@@ -236,20 +266,22 @@ def clone(state: State, body: Doc, call: Call) -> Doc:
 
 # --- status changes -------------------------------------------------------------------------
 
-def _resolve_queue(state: State, body: Doc) -> Doc:
-    """bll/task/task_operations.py ``enqueue_task``: a queue id, or a name (created if missing), or the default."""
-    if body.get("queue") and body.get("queue_name"):
-        raise errors.validation_error("Either queue id or queue name should be provided")
-    if body.get("queue"):
-        return state.queue(body["queue"])
+def _resolve_queue_id(state: State, body: Doc) -> str:
+    """bll/task/task_operations.py ``enqueue_task``: the queue id as sent (checked only when the task is added to
+    it), or a queue name (a missing queue is created, with the name rules of ``queues.create``), or the default."""
     if body.get("queue_name"):
         from tests.standin.api.queues import new_queue  # local: queues imports nothing from here
 
-        return state.queue_by_name(body["queue_name"]) or new_queue(state, body["queue_name"])
+        name = body["queue_name"]
+        wanted = name.strip() if isinstance(name, str) else name  # StrippedStringField strips query values too
+        existing = state.queue_by_name(wanted)
+        return (existing or new_queue(state, name))["id"]
+    if body.get("queue"):
+        return str(body["queue"])
     default = [q for q in state.queues.values() if "default" in (q.get("system_tags") or [])]
     if not default:
         raise errors.no_default_queue()
-    return default[0]
+    return str(default[0]["id"])
 
 
 def remove_from_queues(state: State, task_id: str) -> int:
@@ -262,21 +294,55 @@ def remove_from_queues(state: State, task_id: str) -> int:
     return removed
 
 
+def _add_to_queue(state: State, queue_id: str, task_id: str) -> Doc:
+    """``QueueBLL.add_task``: the queue must exist (400/701) and not hold the task already (400/706)."""
+    queue = state.queues.get(queue_id)
+    if queue is None:
+        raise errors.ApiError(400, 701, f"Invalid queue id: id={queue_id}, company={COMPANY}", id=queue_id, company=COMPANY)
+    if any(e["task"] == task_id for e in queue["entries"]):
+        raise errors.task_already_queued(task_id)
+    queue["entries"].append({"task": task_id, "added": now_iso()})
+    return queue
+
+
+def enqueue_task(state: State, body: Doc, force: bool = False) -> Doc:
+    """``enqueue_task``: ``queue`` and ``queue_name`` exclude each other (400/12); the status change to 'queued'
+    follows the state machine unless ``force`` (created, stopped, failed and queued may be enqueued; a queued task
+    keeps its ``enqueue_status`` and moves to the new queue); if adding it to the queue then fails, the status is
+    set back (status_reason "failed enqueueing") and the error is raised."""
+    if body.get("queue") and body.get("queue_name"):
+        raise errors.validation_error("Either queue id or queue name should be provided")
+    task = state.task(body.get("task"))
+    queue_id = _resolve_queue_id(state, body)
+    previous = task["status"]
+    before_enqueue = task.get("enqueue_status") if previous == "queued" and task.get("enqueue_status") else previous
+    res = change_status(state, task, "queued", body, force=force, enqueue_status=before_enqueue)
+    try:
+        _add_to_queue(state, queue_id, task["id"])
+    except errors.ApiError:
+        change_status(state, task, previous, {"status_reason": "failed enqueueing"}, force=True, enqueue_status=None)
+        raise
+    task.setdefault("execution", {})["queue"] = queue_id
+    res["fields"]["execution.queue"] = queue_id
+    for other in state.queues.values():  # TaskBLL.remove_task_from_all_queues(exclude=queue_id)
+        if other["id"] != queue_id:
+            other["entries"] = [e for e in other["entries"] if e["task"] != task["id"]]
+    return res
+
+
+def queue_watched(state: State, queue_id: str) -> bool:
+    """``QueueBLL.check_for_workers``: a worker listens to the queue."""
+    return any(queue_id in (w.get("queue_ids") or []) for w in state.workers.values())
+
+
 @endpoint("tasks.enqueue")
 def enqueue(state: State, body: Doc, call: Call) -> Doc:
-    task = state.task(body.get("task"))
-    queue = _resolve_queue(state, body)
-    if any(e["task"] == task["id"] for e in queue["entries"]):
-        raise errors.ApiError(400, 706, "Failed adding task to queue since task is already queued")
-    execution = task.setdefault("execution", {})
-    previous = task["status"]
-    res = change_status(state, task, "queued", body, allow_same=False, force=False)
-    execution["queue"] = queue["id"]
-    task["enqueue_status"] = previous
-    queue["entries"].append({"task": task["id"], "added": now_iso()})
-    res["fields"]["execution.queue"] = queue["id"]
-    watched = any(queue["id"] in (w.get("queue_ids") or []) for w in state.workers.values())
-    return {"queued": 1, "queue_watched": watched, **res}
+    """services/tasks.py ``enqueue`` (``queue_watched`` only with ``verify_watched_queue``)."""
+    res = enqueue_task(state, body, force=bool(body.get("force")))
+    result: Doc = {"queued": 1, **res}
+    if body.get("verify_watched_queue"):
+        result["queue_watched"] = queue_watched(state, res["fields"]["execution.queue"])
+    return result
 
 
 @endpoint("tasks.dequeue")
@@ -547,26 +613,49 @@ def delete_artifacts(state: State, body: Doc, call: Call) -> Doc:
     return {"deleted": before - len(artifacts)}
 
 
+MODEL_TYPES = ("input", "output")  # database/model/task/task.py TaskModelTypes
+# apimodels/tasks.py AddUpdateModelRequest and DeleteModelsRequest (ModelItemKey items)
+ADD_MODEL_RULES: dict[str, request_models.Rule] = {
+    "task": request_models.Str(required=True), "name": request_models.Str(required=True),
+    "model": request_models.Str(required=True), "type": request_models.Str(required=True, choices=MODEL_TYPES),
+}
+DELETE_MODELS_RULES: dict[str, request_models.Rule] = {
+    "task": request_models.Str(required=True),
+    "models": request_models.Items("apiserver.apimodels.tasks.ModelItemKey", {
+        "name": request_models.Str(required=True), "type": request_models.Str(required=True, choices=MODEL_TYPES),
+    }, min_items=1),
+}
+
+
 @endpoint("tasks.add_or_update_model")
 def add_or_update_model(state: State, body: Doc, call: Call) -> Doc:
-    task = state.task(body.get("task"))
-    kind = body.get("type")
-    if kind not in ("input", "output"):
-        raise errors.ApiError(400, 12, "Validation error (type must be input or output)")
-    refs = task.setdefault("models", {}).setdefault(kind, [])
-    refs[:] = [r for r in refs if r.get("name") != body.get("name")]
-    refs.append({"name": body.get("name"), "model": body.get("model"), "updated": now_iso()})
-    if body.get("iteration") is not None:
-        task["last_iteration"] = max(task.get("last_iteration") or 0, int(body["iteration"]))
-    _touched(task)
+    """services/tasks.py ``add_or_update_model``: ``get_task_for_update(force=True)``, so the task must be 'created'
+    or 'in_progress' whatever the request says (else 400/110); an item of that name is replaced in place, otherwise
+    one is appended; ``update_statistics`` moves ``last_update``/``last_change`` and grows ``last_iteration``."""
+    request_models.validate(body, ADD_MODEL_RULES)
+    task = task_for_update(state, body, force=True)
+    refs = task.setdefault("models", {}).setdefault(body["type"], [])
+    item = {"name": body["name"], "model": body["model"], "updated": now_iso()}
+    index = next((i for i, r in enumerate(refs) if r.get("name") == body["name"]), None)
+    if index is None:
+        refs.append(item)
+    else:
+        refs[index] = item
+    iteration = body.get("iteration")
+    update_statistics(state, task["id"], last_iteration_max=None if iteration is None else int(iteration))
     return {"updated": 1}
 
 
 @endpoint("tasks.delete_models")
 def delete_models(state: State, body: Doc, call: Call) -> Doc:
-    task = state.task(body.get("task"))
+    """services/tasks.py ``delete_models``: at least one {name, type}; the task must be 'created' or 'in_progress'
+    (``get_task_for_update(force=True)``, else 400/110); moves ``last_change`` only."""
+    request_models.validate(body, DELETE_MODELS_RULES)
+    task = task_for_update(state, body, force=True)
     models = task.setdefault("models", {})
-    for item in body.get("models") or []:
-        refs = models.setdefault(item.get("type"), [])
-        refs[:] = [r for r in refs if r.get("name") != item.get("name")]
+    for kind in MODEL_TYPES:
+        names = {item["name"] for item in body["models"] if item["type"] == kind}
+        if names:
+            models[kind] = [r for r in models.get(kind) or [] if r.get("name") not in names]
+    _touched(task, set_last_update=False)
     return {"updated": 1}
