@@ -29,7 +29,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
-from components.common import clearml_compat
+from components.common import clearml_compat, secrets
 from components.common.errors import PipelineError, exit_code_of
 from components.common.tracking import task_name
 from pipelines import preflight
@@ -64,7 +64,9 @@ class Plan:
 
 
 def plan_from_overrides(overrides: Sequence[str]) -> Plan:
-    """Validate command-line overrides: parameters are lifted out of them and typed, the rest is kept."""
+    """Validate command-line overrides: parameters are lifted out of them and typed, the rest is kept.
+    A literal secret is refused before the controller records the overrides (``secrets.check_overrides``)."""
+    secrets.check_overrides(overrides)
     cfg, choices = compose_with_choices(overrides)
     raw = defaults_from(cfg, choices, list(overrides))
     return plan_from_parameters(raw)

@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from . import secrets
 from .clearml_io import project_tree_ids
 from .errors import ConfigError, DataError
 from .promotion import Decision
@@ -121,7 +122,7 @@ class LocalRegistry:
         record = {"id": challenger_id, "name": weights.name, "weights": CHAMPION_WEIGHTS, "source": str(weights),
                   "promoted_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                   "previous_champion": previous.id if previous else None, "decision": decision.metadata(),
-                  "config": config}
+                  "config": secrets.mask(config)}
         staged_json = self.folder / f".{CHAMPION_FILE}.tmp"
         staged_json.write_text(json.dumps(record, indent=2))
         os.replace(staged_json, self.folder / CHAMPION_FILE)

@@ -16,7 +16,7 @@ from clearml import OutputModel, Task
 from clearml.config import running_remotely
 from omegaconf import DictConfig
 
-from . import clearml_compat
+from . import clearml_compat, secrets
 from .errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -45,6 +45,7 @@ def task_name(clearml_cfg: DictConfig, step: str) -> str:
 def init_step_task(cfg: DictConfig, step: str, task_type: str) -> Task:
     """Create (or, under an agent, attach to) the ClearML task of one step."""
     ccfg = cfg.clearml
+    secrets.check_overrides(_hydra_overrides())  # before Task.init records them as the Hydra parameters
     offline = use_offline_mode(ccfg)
     clearml_compat.report_from_threads()
     clearml_compat.exit_on_sigterm()
@@ -60,9 +61,17 @@ def init_step_task(cfg: DictConfig, step: str, task_type: str) -> Task:
         auto_connect_frameworks={"pytorch": True, "tensorboard": True, "matplotlib": False,
                                  "tensorflow": False, "hydra": True, "joblib": False},
     )
+    secrets.mask_recorded_config(task)
     if offline:
         log.info("ClearML offline mode: session stored in %s", task.get_offline_mode_folder())
     return task
+
+
+def _hydra_overrides() -> list[str]:
+    """The overrides of the running Hydra app (under an agent: with the task's Hydra parameters), if any."""
+    from hydra.core.hydra_config import HydraConfig
+
+    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
 
 
 def offline_session_zip(task: Task | None) -> str | None:
@@ -92,10 +101,13 @@ def register_model(task: Task, weights: Path, name: str, tags: Sequence[str] = (
                    labels: dict[str, int] | None = None, stored_as: str | None = None) -> OutputModel:
     """Register a checkpoint file as an output model of ``task``, with lineage metadata.
 
+    Secrets in ``config`` and ``metadata`` are masked (``secrets.mask``) before anything is recorded.
+
     Online, the file is uploaded to the task's output destination (as ``stored_as`` when given, which
     names the model's entry on the task independently of the checkpoint's epoch/score file name);
     offline, ClearML keeps a copy in the session so that importing the session recreates the model.
     """
+    config, metadata = secrets.mask(config), secrets.mask(metadata)
     model = OutputModel(task=task, name=name, framework="PyTorch", tags=list(tags),
                         config_dict=dict(clearml_compat.model_config_for(task, config) or {}) or None,
                         label_enumeration=labels, comment=", ".join(f"{k}={v}" for k, v in (metadata or {}).items()))

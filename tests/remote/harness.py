@@ -162,3 +162,84 @@ class Env:
         """Controller, steps and agent logs, and the server's refused calls (stand-in only)."""
         refused = self.endpoint.standin.state.failed_calls[-30:] if self.endpoint.standin else []
         return describe(self.api, controller, self.agents) + "\n--- refused calls ---\n" + "\n".join(refused)
+
+
+# --- scanning what a server recorded for given values (e.g. secrets) -------------------------------------
+
+# The stand-in's own credential store: the key pair it checks logins against and the session tokens it
+# issued. Knowing the credentials is the server's job; everything else it holds was recorded by clients.
+STANDIN_OWN_CREDENTIALS = ("access_key", "secret_key", "tokens", "lock")
+
+
+def find_values(tree: Any, values: dict[str, str], where: str = "") -> list[str]:
+    """Every place in ``tree`` (nested dicts, lists, strings, bytes; dictionary keys included) where one of
+    ``values`` (name -> value) occurs: one line per hit, ``NAME at <where><path>: <context>``, with the value
+    itself shown as ``<NAME>``."""
+    hits: list[str] = []
+    stack: list[tuple[Any, str]] = [(tree, where)]
+    while stack:
+        node, path = stack.pop()
+        if isinstance(node, dict):
+            for key, value in node.items():
+                stack.append((key, f"{path}[key {str(key)[:40]!r}]"))
+                stack.append((value, f"{path}.{key}"))
+        elif isinstance(node, (list, tuple, set, frozenset)):
+            stack.extend((value, f"{path}[{i}]") for i, value in enumerate(node))
+        elif isinstance(node, (str, bytes)):
+            text = node.decode("utf-8", "replace") if isinstance(node, bytes) else node
+            for name, value in values.items():
+                at = text.find(value)
+                if at >= 0:
+                    hit = f"{name} at {path}: ...{text[max(0, at - 100):at + len(value) + 60]!r}..."
+                    for other, hidden in values.items():
+                        hit = hit.replace(hidden, f"<{other}>")
+                    hits.append(hit)
+    return sorted(hits)
+
+
+def standin_records(server: Any) -> dict[str, Any]:
+    """A copy of everything a stand-in server recorded (projects, tasks, models, queues, workers, events, its
+    call logs), without its own credential store (``STANDIN_OWN_CREDENTIALS``)."""
+    import copy
+    import dataclasses
+
+    state = server.state
+    with state.lock:
+        return {f.name: copy.deepcopy(getattr(state, f.name)) for f in dataclasses.fields(state)
+                if f.name not in STANDIN_OWN_CREDENTIALS}
+
+
+def stored_files(root: Path, depth: int = 3) -> list[tuple[str, bytes]]:
+    """(name, content) of every file under ``root`` (a file server's storage) and of the members of the zip,
+    tar and gzip archives among them (nested ones too, ``depth`` levels): ``archive.zip!member``."""
+    found = [(str(p.relative_to(root)), p.read_bytes()) for p in sorted(root.rglob("*")) if p.is_file()]
+    return [item for name, data in found for item in _with_members(name, data, depth)]
+
+
+def _with_members(name: str, data: bytes, depth: int) -> list[tuple[str, bytes]]:
+    import gzip
+    import io
+    import tarfile
+    import zipfile
+
+    out = [(name, data)]
+    if depth <= 0:
+        return out
+    members: list[tuple[str, bytes]] = []
+    if zipfile.is_zipfile(io.BytesIO(data)):
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            members = [(info.filename, archive.read(info)) for info in archive.infolist() if not info.is_dir()]
+    elif data[:2] == b"\x1f\x8b":
+        members = [("(gunzipped)", gzip.decompress(data))]
+    elif len(data) > 512 and data[257:262] == b"ustar":
+        with tarfile.open(fileobj=io.BytesIO(data)) as archive:
+            members = [(m.name, archive.extractfile(m).read()) for m in archive.getmembers()  # type: ignore[union-attr]
+                       if m.isfile()]
+    for member, content in members:
+        out.extend(_with_members(f"{name}!{member}", content, depth - 1))
+    return out
+
+
+def find_in_files(root: Path, values: dict[str, str]) -> list[str]:
+    """``find_values`` over the files under ``root`` and the members of archives among them."""
+    return [hit for name, data in stored_files(root) for hit in find_values(data, values, f"file {name}")]

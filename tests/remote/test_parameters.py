@@ -103,6 +103,11 @@ def test_every_parameter_reaches_the_steps_hydra_section(ui_values: dict[str, st
     assert preprocess == step_parameters(by_name()["preprocess"], plan_from_parameters({**edited, "epochs": "9"}), "OTHER")
 
 
+def test_a_literal_secret_on_the_command_line_is_refused_before_anything_records_it() -> None:
+    with pytest.raises(ConfigError, match=r"config key 'data.pacs_password': .*oc.env:DATA_PACS_PASSWORD"):
+        plan_from_overrides(["+data.pacs_password=hunter22", "train.max_epochs=3"])
+
+
 def test_retry_waits_longer_each_time_and_stops_after_count() -> None:
     waits: list[float] = []
 
