@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import re
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -76,6 +77,18 @@ def run_cli(endpoint: ClearMLEndpoint, checkout: Path, logdir: Path, command: st
     count = len(list(logdir.glob("cli-*.log")))
     return procs.run([sys.executable, "-m", "pipelines.cli", command, *overrides], endpoint.env(), checkout,
                      logdir / f"cli-{count}-{command}.log", timeout)
+
+
+def wait_until(what: str, probe: Callable[[], Any], timeout: float, describe: Callable[[], str],
+               poll: float = 2.0) -> Any:
+    """Poll ``probe`` until it returns something truthy, and return that; on timeout fail with ``describe()``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = probe()
+        if found:
+            return found
+        time.sleep(poll)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}\n{describe()}")
 
 
 def controller_id(output: str) -> str:

@@ -13,13 +13,11 @@ import os
 import re
 import signal
 import sys
-import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.remote.harness import RUN_TIMEOUT, Env, step_tasks, task_log
+from tests.remote.harness import RUN_TIMEOUT, Env, step_tasks, task_log, wait_until
 from tests.standin import procs
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.agent]
@@ -58,34 +56,25 @@ def _trained_epochs(log: str) -> list[int]:
     return [int(n) for n in re.findall(rf"epoch (\d+)/{EPOCHS} ", log)]
 
 
-def _until(predicate: Any, timeout: float, what: str, env: Env, controller: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = predicate()
-        if found:
-            return found
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}\n{env.describe(controller) if controller else ''}")
-
-
 def test_a_train_step_killed_on_its_agent_is_retried_and_resumes(env: Env, tmp_path: Path) -> None:
     runner = procs.start([sys.executable, "-m", "pipelines.cli", "controller",
                           *env.overrides(f"train.max_epochs={EPOCHS}", "train.samples_per_volume=8", "train.val_interval=1",
                                          "pipeline.retries.delay=2")],
                          env.endpoint.env(), env.checkout.work, tmp_path / "controller.log")
     try:
-        controller = _until(lambda: re.findall(r"pipeline controller task: (\w+)",
-                                               (tmp_path / "controller.log").read_text()), 120,
-                            "the controller task", env, "")[-1]
+        log = tmp_path / "controller.log"
+        controller = wait_until("the controller task", lambda: re.findall(r"pipeline controller task: (\w+)",
+                                                                          log.read_text()), 120,
+                                lambda: log.read_text()[-3000:], poll=0.1)[-1]
         assert runner.popen.poll() is None, (tmp_path / "controller.log").read_text()[-3000:]
 
         def first_train() -> str | None:
             found = [t for t in step_tasks(env.api, controller) if t["name"].endswith("train")]
             return found[0]["id"] if found else None
 
-        failed = _until(first_train, RUN_TIMEOUT, "the train step", env, controller)
-        _until(lambda: _uploaded(env, failed, f"checkpoint_{KILL_AFTER}"), RUN_TIMEOUT,
-               f"train's epoch-{KILL_AFTER} checkpoint upload", env, controller)
+        failed = wait_until("the train step", first_train, RUN_TIMEOUT, lambda: env.describe(controller), poll=0.1)
+        wait_until(f"train's epoch-{KILL_AFTER} checkpoint upload", lambda: _uploaded(env, failed, f"checkpoint_{KILL_AFTER}"),
+                   RUN_TIMEOUT, lambda: env.describe(controller), poll=0.1)
         pid = _process_of(failed, "components/train.py")
         assert pid is not None, "the train step's process runs on this machine's agent"
         os.kill(pid, signal.SIGKILL)

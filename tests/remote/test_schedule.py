@@ -6,28 +6,17 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import psutil
 import pytest
 
 from pipelines.schedule import SERVICE_TAG
-from tests.remote.harness import Env, controller_id, hydra, run_cli, steps_by_name, task_log
+from tests.remote.harness import Env, controller_id, hydra, run_cli, steps_by_name, task_log, wait_until
 from tests.support import clearml_data, latest_dataset_version, raw_case_folder, section
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.agent]
-
-
-def _until(what: str, probe: Callable[[], Any], timeout: float, describe: Callable[[], str]) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = probe()
-        if found:
-            return found
-        time.sleep(2)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}\n{describe()}")
 
 
 def test_schedule_and_new_data_trigger_launch_runs_agents_complete(env: Env, tmp_path: Path) -> None:
@@ -67,7 +56,7 @@ def test_schedule_and_new_data_trigger_launch_runs_agents_complete(env: Env, tmp
     assert first.returncode == 0, first.output[-6000:]
     assert "schedule: every 1 min" in first.output and "next run:" in first.output
     first_ids = dict(re.findall(r"(schedule|trigger) service: (\w+)", first.output))
-    active = _until("both services running", lambda: (s := services()) and all(len(v) == 1 for v in s.values()) and s,
+    active = wait_until("both services running", lambda: (s := services()) and all(len(v) == 1 for v in s.values()) and s,
                     90, diagnostics)
     assert {active["schedule"][0]["id"], active["new-data trigger"][0]["id"]} == set(first_ids.values())
     scheduler = env.api.task(first_ids["schedule"])
@@ -75,7 +64,7 @@ def test_schedule_and_new_data_trigger_launch_runs_agents_complete(env: Env, tmp
     assert scheduler["script"]["entry_point"] == "pipelines/schedule.py"
 
     # ... which launches a clone of the registered pipeline with the scheduled runs' parameters
-    scheduled = _until("a scheduled run", launched, 150, diagnostics)[0]
+    scheduled = wait_until("a scheduled run", launched, 150, diagnostics)[0]
     args = section(scheduled, "Args")
     assert args["epochs"] == "3" and args["raw_dataset_id"] == ""  # the tiny config wins over experiment=nightly
     assert "experiment=nightly" in args["overrides"]
@@ -101,7 +90,7 @@ def test_schedule_and_new_data_trigger_launch_runs_agents_complete(env: Env, tmp
     for old in first_ids.values():
         replaced = env.api.task(old)
         assert replaced["status"] == "stopped" and "archived" in replaced["system_tags"], replaced["status"]
-    _until("the new services running", lambda: {t["id"] for v in services().values() for t in v} == set(second_ids.values()),
+    wait_until("the new services running", lambda: {t["id"] for v in services().values() for t in v} == set(second_ids.values()),
            90, diagnostics)
 
     # 3. a new raw Dataset version triggers a run that trains on that version
@@ -110,7 +99,7 @@ def test_schedule_and_new_data_trigger_launch_runs_agents_complete(env: Env, tmp
     clearml_data(env.endpoint, tmp_path, "sync", "--project", raw_project, "--name", name, "--folder", str(folder),
                  "--parents", first_version)
     second_version = latest_dataset_version(env.api, raw_project, name)
-    triggered = _until("a triggered run", lambda: [t for t in launched() if t["id"] not in before], 120, diagnostics)
+    triggered = wait_until("a triggered run", lambda: [t for t in launched() if t["id"] not in before], 120, diagnostics)
     assert len(triggered) == 1, triggered
     assert section(triggered[0], "Args")["raw_dataset_id"] == second_version
     done = env.wait(triggered[0]["id"])
@@ -136,7 +125,7 @@ def test_schedule_and_new_data_trigger_launch_runs_agents_complete(env: Env, tmp
     assert services() == {"schedule": [], "new-data trigger": []}
     for task_id in second_ids.values():
         assert env.api.task(task_id)["status"] == "stopped"
-    _until("the service processes to end", lambda: not _service_processes(set(second_ids.values())), 90, diagnostics)
+    wait_until("the service processes to end", lambda: not _service_processes(set(second_ids.values())), 90, diagnostics)
 
 
 def _service_processes(task_ids: set[str]) -> list[int]:

@@ -71,3 +71,13 @@ class ApiClient:
                 return task
             time.sleep(poll)
         raise TimeoutError(f"task {task_id} still {task.get('status')!r} ({task.get('status_message')!r}) after {timeout}s")
+
+
+def refusal(api: ApiClient, endpoint: str, **body: Any) -> tuple[int, int, int, str, dict[str, Any]]:
+    """(HTTP status, result_code, result_subcode, result_msg, error_data) of a call that must fail."""
+    try:
+        api.call(endpoint, **body)
+    except ApiCallError as e:
+        meta = e.meta
+        return e.status, meta["result_code"], meta["result_subcode"], meta["result_msg"], meta.get("error_data") or {}
+    raise AssertionError(f"{endpoint} {body} succeeded, but the server must refuse it")

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests.standin import query
-from tests.standin.client import ApiCallError, ApiClient
+from tests.standin.client import ApiClient, refusal
 from tests.standin.fixtures import *  # noqa: F401,F403 (pytest fixtures)
 from tests.standin.fixtures import SdkRunner
 from tests.standin.server import StandinServer
@@ -34,14 +34,6 @@ def _model(api: ApiClient, **fields: Any) -> str:
 
 def _get(api: ApiClient, model_id: str) -> dict[str, Any]:
     return api.call("models.get_by_id", model=model_id)["model"]
-
-
-def _refusal(api: ApiClient, endpoint: str, **body: Any) -> tuple[int, int, int, str, dict[str, Any]]:
-    """(HTTP status, result_code, result_subcode, result_msg, error_data) of a call that must fail."""
-    with pytest.raises(ApiCallError) as info:
-        api.call(endpoint, **body)
-    meta = info.value.meta
-    return info.value.status, meta["result_code"], meta["result_subcode"], meta["result_msg"], meta.get("error_data") or {}
 
 
 def _task(api: ApiClient, status: str = "created", **fields: Any) -> str:
@@ -86,7 +78,7 @@ def test_edit_takes_the_create_fields_including_ready(clearml_api: ApiClient) ->
 def test_edit_refuses_unknown_references(standin: StandinServer, clearml_api: ApiClient) -> None:
     model = _model(clearml_api)
     for field, kind in (("task", "Task"), ("project", "Project"), ("parent", "Model")):
-        status, code, sub, msg, data = _refusal(clearml_api, "models.edit", model=model, **{field: "nope"})
+        status, code, sub, msg, data = refusal(clearml_api, "models.edit", model=model, **{field: "nope"})
         assert (status, code, sub) == (400, 400, 16)
         assert msg == f"Invalid value for fields (expecting {kind} id): id=nope, field={field}"
 
@@ -143,12 +135,12 @@ def test_edit_metadata_must_be_an_object(standin: StandinServer, clearml_api: Ap
     model = _model(clearml_api, metadata={"a": {"key": "a", "type": "str", "value": "1"}})
     items = [{"key": "b", "type": "str", "value": "2"}]
     for endpoint in ("models.edit", "models.update"):
-        status, code, sub, msg, _ = _refusal(clearml_api, endpoint, model=model, metadata=items)
+        status, code, sub, msg, _ = refusal(clearml_api, endpoint, model=model, metadata=items)
         assert (status, code, sub, msg) == (500, 500, 0, "'list' object has no attribute 'items'")
     assert set(_get(clearml_api, model)["metadata"]) == {"a"}
     clearml_api.call("models.edit", model=model, metadata={"b": items[0]})
     assert _get(clearml_api, model)["metadata"] == {"b": items[0]}  # the object replaces all metadata
-    status, code, sub, msg, _ = _refusal(clearml_api, "models.create", name="with-list", uri="file:///x", metadata=items)
+    status, code, sub, msg, _ = refusal(clearml_api, "models.create", name="with-list", uri="file:///x", metadata=items)
     assert (status, code, sub) == (400, 400, 12) and msg.startswith("Validation error (error for field 'metadata'")
 
 
@@ -191,7 +183,7 @@ def test_metadata_endpoints_validate_their_items(standin: StandinServer, clearml
                                                  body: dict[str, Any], msg: str) -> None:
     model = _model(clearml_api, metadata={"a": {"key": "a", "type": "str", "value": "1"}})
     before = _get(clearml_api, model)
-    assert _refusal(clearml_api, endpoint, model=model, **body)[:4] == (400, 400, 12, msg)
+    assert refusal(clearml_api, endpoint, model=model, **body)[:4] == (400, 400, 12, msg)
     assert _get(clearml_api, model) == before
 
 
@@ -199,7 +191,7 @@ def test_metadata_endpoints_validate_their_items(standin: StandinServer, clearml
 
 def test_set_ready_on_a_ready_model_is_refused(standin: StandinServer, clearml_api: ApiClient) -> None:
     model = _model(clearml_api)  # models.create makes ready models by default
-    status, code, sub, msg, data = _refusal(clearml_api, "models.set_ready", model=model)
+    status, code, sub, msg, data = refusal(clearml_api, "models.set_ready", model=model)
     assert (status, code, sub) == (400, 400, 203)
     assert msg == f"Model is ready: company={COMPANY}, model={model}" and data == {"company": COMPANY, "model": model}
 
@@ -209,7 +201,7 @@ def test_set_ready_publishes_the_task_first_and_leaves_the_model_if_that_fails(s
     task = _task(clearml_api)  # created: cannot be published
     model = _model(clearml_api, task=task, ready=False)
     before = _get(clearml_api, model)
-    status, code, sub, msg, _ = _refusal(clearml_api, "models.set_ready", model=model)
+    status, code, sub, msg, _ = refusal(clearml_api, "models.set_ready", model=model)
     assert (status, code, sub) == (400, 400, 110)
     assert msg == "Invalid task status (Invalid status change): current_status=created, new_status=published"
     assert _get(clearml_api, model) == before and clearml_api.task(task)["status"] == "created"
@@ -269,7 +261,7 @@ def test_publish_many_reports_each_id(standin: StandinServer, clearml_api: ApiCl
     unpublished = _model(clearml_api, ready=False)
     res = clearml_api.call("models.publish_many", ids=[unpublished], publish_task=False)
     assert res == {"succeeded": [{"id": unpublished, "updated": True, "published_task": None}], "failed": []}
-    assert _refusal(clearml_api, "models.publish_many", ids=[])[:4] == (
+    assert refusal(clearml_api, "models.publish_many", ids=[])[:4] == (
         400, 400, 12, "Validation error (error for field 'ids': value '[]' length is lower than allowed minimum '1'..)")
 
 
@@ -312,7 +304,7 @@ def test_auto_created_parents_get_no_system_tags(standin: StandinServer, clearml
         root: [], f"{root}/.datasets": [], f"{root}/.datasets/cases": ["hidden"]}
     visible = {p["name"] for p in clearml_api.call("projects.get_all", name=f"^{root}")["projects"]}
     assert visible == {root, f"{root}/.datasets"}
-    status, code, sub, msg, _ = _refusal(clearml_api, "projects.create", name=f"{root}//.datasets/")
+    status, code, sub, msg, _ = refusal(clearml_api, "projects.create", name=f"{root}//.datasets/")
     assert (status, code, sub) == (400, 400, 801)
     assert msg == f"Project with the same name already exists: name={root}/.datasets, company={COMPANY}"
 
@@ -357,7 +349,7 @@ def test_operator_tag_prefix_is_refused(standin: StandinServer, clearml_api: Api
         target = {"model": _model(clearml_api)}
     elif endpoint in ("tasks.edit", "tasks.clone"):
         target = {"task": _task(clearml_api)}
-    status, code, sub, msg, data = _refusal(clearml_api, endpoint, **target, **body)
+    status, code, sub, msg, data = refusal(clearml_api, endpoint, **target, **body)
     bad = [t for values in body.values() if isinstance(values, list) for t in values if t.startswith("__$")]
     assert (status, code, sub) == (400, 400, 16)
     assert msg == f"Invalid value for fields (unsupported tag prefix): values=({', '.join(bad)})" and data == {"values": bad}

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from tests.standin.client import ApiCallError, ApiClient
+from tests.standin.client import ApiClient, refusal
 from tests.standin.fixtures import *  # noqa: F401,F403 (pytest fixtures)
 from tests.standin.fixtures import SdkRunner
 from tests.standin.server import StandinServer
@@ -30,14 +30,6 @@ from tests.standin.state import COMPANY
 SCRIPTS = Path(__file__).parent / "scripts"
 TICK = 0.02  # the server keeps milliseconds: sleep so that a moved timestamp differs
 TOO_SHORT = ("Data validation error: name=String value is too short", {"name": "String value is too short"})
-
-
-def _refusal(api: ApiClient, endpoint: str, **body: Any) -> tuple[int, int, int, str, dict[str, Any]]:
-    """(HTTP status, result_code, result_subcode, result_msg, error_data) of a call that must fail."""
-    with pytest.raises(ApiCallError) as info:
-        api.call(endpoint, **body)
-    meta = info.value.meta
-    return info.value.status, meta["result_code"], meta["result_subcode"], meta["result_msg"], meta.get("error_data") or {}
 
 
 def _task(api: ApiClient, status: str = "created", **fields: Any) -> str:
@@ -143,10 +135,10 @@ def test_start_pipeline_validates_like_the_real_request_model(standin: StandinSe
          "Validation error (Empty parameter name is not allowed)"),
     ]
     for body, msg in cases:
-        assert _refusal(clearml_api, "pipelines.start_pipeline", **body)[:4] == (400, 400, 12, msg)
+        assert refusal(clearml_api, "pipelines.start_pipeline", **body)[:4] == (400, 400, 12, msg)
     assert len(standin.state.tasks) == tasks_before  # refused before anything was cloned
     # an unknown queue: the run exists (cloned, renamed) but stays a draft, as on the real server
-    status, code, sub, msg, _ = _refusal(clearml_api, "pipelines.start_pipeline", task=draft, queue="no-such-queue")
+    status, code, sub, msg, _ = refusal(clearml_api, "pipelines.start_pipeline", task=draft, queue="no-such-queue")
     assert (status, code, sub, msg) == (400, 400, 701, f"Invalid queue id: id=no-such-queue, company={COMPANY}")
     [run] = [t for t in standin.state.tasks.values() if t["parent"] == draft]
     assert (run["status"], run["status_reason"], run["name"]) == ("created", "failed enqueueing", "validated #2")
@@ -203,7 +195,7 @@ def test_refused_list_operators(standin: StandinServer, clearml_api: ApiClient) 
         (["__$not", "__$all", "x"], "Invalid value for fields (Value is expected after): field=system_tags, operator=__$not"),
         (["__$some", "x"], "Invalid value for fields (Unsupported operator): field=system_tags, operator=__$some"),
     ):
-        assert _refusal(clearml_api, "tasks.get_all", system_tags=values)[:4] == (400, 400, 16, msg)
+        assert refusal(clearml_api, "tasks.get_all", system_tags=values)[:4] == (400, 400, 16, msg)
 
 
 def test_archived_dataset_version_is_not_found_with_the_dataset_get_filter(clearml_api: ApiClient,
@@ -271,7 +263,7 @@ def test_model_items_of_finished_tasks_are_refused_even_with_force(standin: Stan
     body = ({"type": "output", "name": "late", "model": "model-x"} if endpoint == "tasks.add_or_update_model"
             else {"models": [{"name": "late", "type": "output"}]})
     for force in (False, True):
-        assert _refusal(clearml_api, endpoint, task=task, force=force, **body) == \
+        assert refusal(clearml_api, endpoint, task=task, force=force, **body) == \
             (400, 400, 110, f"Invalid task status: expected=created, status={status}",
              {"expected": "created", "status": status})
     assert clearml_api.task(task) == before
@@ -280,7 +272,7 @@ def test_model_items_of_finished_tasks_are_refused_even_with_force(standin: Stan
 def test_queued_task_model_items_are_refused(standin: StandinServer, clearml_api: ApiClient) -> None:
     task = _task(clearml_api)
     clearml_api.call("tasks.enqueue", task=task, queue=_queue(clearml_api))
-    status, code, sub, msg, _ = _refusal(clearml_api, "tasks.add_or_update_model", task=task, type="input",
+    status, code, sub, msg, _ = refusal(clearml_api, "tasks.add_or_update_model", task=task, type="input",
                                          name="weights", model="model-x")
     assert (status, code, sub, msg) == (400, 400, 110, "Invalid task status: expected=created, status=queued")
 
@@ -299,7 +291,7 @@ def test_queued_task_model_items_are_refused(standin: StandinServer, clearml_api
 ])
 def test_model_item_requests_are_validated(standin: StandinServer, clearml_api: ApiClient, endpoint: str,
                                            body: dict[str, Any], msg: str) -> None:
-    assert _refusal(clearml_api, endpoint, task=_task(clearml_api), **body)[:4] == (400, 400, 12, msg)
+    assert refusal(clearml_api, endpoint, task=_task(clearml_api), **body)[:4] == (400, 400, 12, msg)
 
 
 # --- 4. tasks.clone: the parent --------------------------------------------------------------------------------
@@ -315,7 +307,7 @@ def test_clone_takes_the_source_parent(standin: StandinServer, clearml_api: ApiC
     orphan = _task(clearml_api, parent="__DELETED__gone")  # a deleted parent does not carry over
     assert clearml_api.task(clearml_api.call("tasks.clone", task=orphan)["id"])["parent"] == orphan
     count = len(standin.state.tasks)
-    assert _refusal(clearml_api, "tasks.clone", task=child, new_task_parent="no-such-task") == \
+    assert refusal(clearml_api, "tasks.clone", task=child, new_task_parent="no-such-task") == \
         (400, 400, 101, "Invalid task id (invalid parent): parent=no-such-task", {"parent": "no-such-task"})
     assert len(standin.state.tasks) == count
 
@@ -334,7 +326,7 @@ def test_clone_keeps_source_values_for_empty_overrides(clearml_api: ApiClient) -
 def test_set_ready_twice_is_refused(standin: StandinServer, clearml_api: ApiClient) -> None:
     model = clearml_api.call("models.create", name=f"model-{uuid.uuid4().hex[:8]}", uri="file:///m", ready=False)["id"]
     assert clearml_api.call("models.set_ready", model=model, publish_task=False) == {"updated": 1}
-    assert _refusal(clearml_api, "models.set_ready", model=model, publish_task=False) == \
+    assert refusal(clearml_api, "models.set_ready", model=model, publish_task=False) == \
         (400, 400, 203, f"Model is ready: company={COMPANY}, model={model}", {"company": COMPANY, "model": model})
 
 
@@ -390,7 +382,7 @@ def test_enqueue_follows_the_state_machine_unless_forced(standin: StandinServer,
                                                          status: str, allowed: bool) -> None:
     task, queue = _task(clearml_api, status), _queue(clearml_api)
     if not allowed:
-        assert _refusal(clearml_api, "tasks.enqueue", task=task, queue=queue) == \
+        assert refusal(clearml_api, "tasks.enqueue", task=task, queue=queue) == \
             (400, 400, 110, f"Invalid task status (Invalid status change): current_status={status}, new_status=queued",
              {"current_status": status, "new_status": "queued"})
         assert clearml_api.task(task)["status"] == status and _entries(clearml_api, queue) == []
@@ -408,7 +400,7 @@ def test_enqueue_of_a_queued_task_moves_it(standin: StandinServer, clearml_api: 
     doc = clearml_api.task(task)
     assert (doc["status"], doc["enqueue_status"], doc["execution"]["queue"]) == ("queued", "stopped", second)
     assert (_entries(clearml_api, first), _entries(clearml_api, second)) == ([], [task])
-    assert _refusal(clearml_api, "tasks.enqueue", task=task, queue=second) == \
+    assert refusal(clearml_api, "tasks.enqueue", task=task, queue=second) == \
         (400, 400, 706, f"Failed adding task to queue since task is already queued: task={task}", {"task": task})
     doc = clearml_api.task(task)  # set back to its status, with the real server's reason; enqueue_status is lost
     assert (doc["status"], doc["status_reason"], doc.get("enqueue_status")) == ("queued", "failed enqueueing", None)
@@ -417,7 +409,7 @@ def test_enqueue_of_a_queued_task_moves_it(standin: StandinServer, clearml_api: 
 
 def test_enqueue_to_an_unknown_queue_leaves_the_status(standin: StandinServer, clearml_api: ApiClient) -> None:
     task = _task(clearml_api)
-    assert _refusal(clearml_api, "tasks.enqueue", task=task, queue="no-such-queue")[:4] == \
+    assert refusal(clearml_api, "tasks.enqueue", task=task, queue="no-such-queue")[:4] == \
         (400, 400, 701, f"Invalid queue id: id=no-such-queue, company={COMPANY}")
     doc = clearml_api.task(task)
     assert (doc["status"], doc["status_reason"]) == ("created", "failed enqueueing") and not doc["execution"].get("queue")
@@ -426,9 +418,9 @@ def test_enqueue_to_an_unknown_queue_leaves_the_status(standin: StandinServer, c
 def test_enqueue_queue_and_queue_name_exclude_each_other(standin: StandinServer, clearml_api: ApiClient) -> None:
     task, queue = _task(clearml_api), _queue(clearml_api)
     name = f"q-strict-{uuid.uuid4().hex[:8]}"
-    assert _refusal(clearml_api, "tasks.enqueue", task=task, queue=queue, queue_name=name) == \
+    assert refusal(clearml_api, "tasks.enqueue", task=task, queue=queue, queue_name=name) == \
         (400, 400, 12, "Validation error (Either queue id or queue name should be provided)", {})
-    assert _refusal(clearml_api, "tasks.enqueue", task="no-such-task", queue=queue, queue_name=name)[2] == 12  # first
+    assert refusal(clearml_api, "tasks.enqueue", task="no-such-task", queue=queue, queue_name=name)[2] == 12  # first
     assert clearml_api.task(task)["status"] == "created"
     assert clearml_api.call("queues.get_all", name=f"^{name}$")["queues"] == []
 
@@ -444,9 +436,9 @@ def test_enqueue_queue_name_creates_a_missing_queue(standin: StandinServer, clea
     assert len(clearml_api.call("queues.get_all", name=f"^{name}$")["queues"]) == 1
     # the queue is created before the status change is refused; a short name is refused before anything
     done, late = _task(clearml_api, "completed"), f"q-strict-{uuid.uuid4().hex[:8]}"
-    assert _refusal(clearml_api, "tasks.enqueue", task=done, queue_name=late)[2] == 110
+    assert refusal(clearml_api, "tasks.enqueue", task=done, queue_name=late)[2] == 110
     assert len(clearml_api.call("queues.get_all", name=f"^{late}$")["queues"]) == 1
-    assert _refusal(clearml_api, "tasks.enqueue", task=again, queue_name="qq")[3:] == TOO_SHORT
+    assert refusal(clearml_api, "tasks.enqueue", task=again, queue_name="qq")[3:] == TOO_SHORT
 
 
 # --- 8. queue, project and model names need three characters -------------------------------------------------------
@@ -454,13 +446,13 @@ def test_enqueue_queue_name_creates_a_missing_queue(standin: StandinServer, clea
 def test_queue_names_need_three_characters(standin: StandinServer, clearml_api: ApiClient) -> None:
     count = len(standin.state.queues)
     for name in ("ab", " ab ", ""):
-        assert _refusal(clearml_api, "queues.create", name=name) == (400, 400, 800, *TOO_SHORT)
+        assert refusal(clearml_api, "queues.create", name=name) == (400, 400, 800, *TOO_SHORT)
     assert len(standin.state.queues) == count
-    assert _refusal(clearml_api, "queues.create")[3] == "Validation error (error for field 'name'. field is required!)"
+    assert refusal(clearml_api, "queues.create")[3] == "Validation error (error for field 'name'. field is required!)"
     name = f"q-strict-{uuid.uuid4().hex[:8]}"
     queue = clearml_api.call("queues.create", name=f" {name} ")["id"]
     assert clearml_api.call("queues.get_by_id", queue=queue)["queue"]["name"] == name  # stored stripped
-    assert _refusal(clearml_api, "queues.update", queue=queue, name="xy") == (400, 400, 800, *TOO_SHORT)
+    assert refusal(clearml_api, "queues.update", queue=queue, name="xy") == (400, 400, 800, *TOO_SHORT)
     assert clearml_api.call("queues.get_by_id", queue=queue)["queue"]["name"] == name
     assert clearml_api.call("queues.create", name="abc")["id"]  # three characters are enough
     clearml_api.call("queues.delete", queue=clearml_api.queue_id("abc"))
@@ -468,22 +460,22 @@ def test_queue_names_need_three_characters(standin: StandinServer, clearml_api: 
 
 def test_project_names_need_three_characters(standin: StandinServer, clearml_api: ApiClient, unique_name: str) -> None:
     count = len(standin.state.projects)
-    assert _refusal(clearml_api, "projects.create", name="ab") == (400, 400, 800, *TOO_SHORT)
+    assert refusal(clearml_api, "projects.create", name="ab") == (400, 400, 800, *TOO_SHORT)
     # a path creates its parents first: a first part under three characters is a parent that cannot be saved
-    assert _refusal(clearml_api, "projects.create", name=f"ab/{unique_name}") == (400, 400, 800, *TOO_SHORT)
-    assert _refusal(clearml_api, "projects.create", name=f" a /{unique_name}") == (400, 400, 800, *TOO_SHORT)
+    assert refusal(clearml_api, "projects.create", name=f"ab/{unique_name}") == (400, 400, 800, *TOO_SHORT)
+    assert refusal(clearml_api, "projects.create", name=f" a /{unique_name}") == (400, 400, 800, *TOO_SHORT)
     assert len(standin.state.projects) == count
-    assert _refusal(clearml_api, "projects.create", name=" / ")[:4] == (400, 400, 407, "Invalid project name: name= / ")
-    assert _refusal(clearml_api, "projects.create")[:4] == (400, 400, 11, "Missing required fields: missing=(name)")
+    assert refusal(clearml_api, "projects.create", name=" / ")[:4] == (400, 400, 407, "Invalid project name: name= / ")
+    assert refusal(clearml_api, "projects.create")[:4] == (400, 400, 11, "Missing required fields: missing=(name)")
     short_leaf = clearml_api.call("projects.create", name=f"standin-tests/{unique_name}/x")["id"]  # the full name counts
     assert clearml_api.call("projects.get_by_id", project=short_leaf)["project"]["basename"] == "x"
     # a rename keeps the location (else 400/408, checked first) and needs three characters too
-    assert _refusal(clearml_api, "projects.update", project=short_leaf, name="xy")[:4] == \
+    assert refusal(clearml_api, "projects.update", project=short_leaf, name="xy")[:4] == \
         (400, 400, 408, "Cannot update project location. use projects.move instead: name=xy")
     top_name = f"strict-{uuid.uuid4().hex[:8]}"
     top = clearml_api.call("projects.create", name=top_name)["id"]
     child = clearml_api.call("projects.create", name=f"{top_name}/child")["id"]
-    assert _refusal(clearml_api, "projects.update", project=top, name=" ab ") == (400, 400, 800, *TOO_SHORT)
+    assert refusal(clearml_api, "projects.update", project=top, name=" ab ") == (400, 400, 800, *TOO_SHORT)
     assert clearml_api.call("projects.get_by_id", project=top)["project"]["name"] == top_name
     clearml_api.call("projects.update", project=top, name=f"{top_name}-renamed")
     assert clearml_api.call("projects.get_by_id", project=child)["project"]["name"] == f"{top_name}-renamed/child"
@@ -494,12 +486,12 @@ def test_project_names_need_three_characters(standin: StandinServer, clearml_api
 def test_model_names_need_three_characters(standin: StandinServer, clearml_api: ApiClient) -> None:
     count = len(standin.state.models)
     for name in ("ab", "  ab  ", ""):
-        assert _refusal(clearml_api, "models.create", name=name, uri="file:///m") == (400, 400, 800, *TOO_SHORT)
+        assert refusal(clearml_api, "models.create", name=name, uri="file:///m") == (400, 400, 800, *TOO_SHORT)
     assert len(standin.state.models) == count
-    assert _refusal(clearml_api, "models.create", uri="file:///m")[3] == \
+    assert refusal(clearml_api, "models.create", uri="file:///m")[3] == \
         "Validation error (error for field 'name'. field is required!)"
     model = clearml_api.call("models.create", name=" abc ", uri="file:///m")["id"]
     assert clearml_api.call("models.get_by_id", model=model)["model"]["name"] == "abc"
     for endpoint in ("models.edit", "models.update"):
-        assert _refusal(clearml_api, endpoint, model=model, name="xy") == (400, 400, 800, *TOO_SHORT)
+        assert refusal(clearml_api, endpoint, model=model, name="xy") == (400, 400, 800, *TOO_SHORT)
     assert clearml_api.call("models.get_by_id", model=model)["model"]["name"] == "abc"
