@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -21,6 +22,16 @@ TINY_NETWORK: tuple[str, ...] = (
     "model.net.num_res_units=1",
 )
 TINY_OVERRIDES: tuple[str, ...] = ("debug=tiny", *TINY_NETWORK, "clearml.offline=true")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _children_get_the_default_ctrl_c() -> None:
+    """Processes the tests start handle Ctrl-C as in a terminal's foreground. A test run started in the
+    background (``cmd &``) ignores SIGINT, and children inherit an ignored signal: Python would raise no
+    KeyboardInterrupt in a step, and Ctrl-C could not be tested. A handled signal is reset to the default
+    in a child, so this process handles it (as Python does by default)."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(autouse=True, scope="session")
