@@ -7,10 +7,14 @@
   mean Dice over foreground classes;
 - ClearML: ``ClearMLStatsHandler`` (loss per iteration, LR per epoch, validation Dice per epoch),
   ``ClearMLImageHandler`` (image, label, prediction of a validation case as GIFs), ignite
-  ``ModelCheckpoint`` (last N + best by validation Dice; network, optimizer, scheduler, trainer state and
-  the checkpoint handlers' own bookkeeping, so a run can resume). Online, ClearML captures every
-  checkpoint as an output model; the best one is also registered explicitly with its metrics, and
-  offline the checkpoints are registered with ``OutputModel`` so the offline session carries them.
+  ``Checkpoint``s written atomically (last N + best by validation Dice; network, optimizer, scheduler,
+  trainer state and the checkpoint handlers' own bookkeeping, so a run can resume). Online, ClearML
+  captures every checkpoint as an output model; the best one is also registered explicitly with its
+  metrics, and offline the checkpoints are registered with ``OutputModel`` so the offline session
+  carries them;
+- exact resume: every epoch is reseeded from ``(seed, epoch)`` (``seeding.EpochSeeding``), so
+  ``train.resume=auto`` after a kill continues as the uninterrupted run would; a retried attempt on
+  another machine fetches the failed attempt's checkpoints first (``train.resume_from_task``).
 
     python components/train.py train.max_epochs=50 model=segresnet
 """
