@@ -17,7 +17,7 @@ import socket
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from components.common.errors import PipelineError
 from pipelines.dag import STEPS
@@ -69,9 +69,9 @@ def check_launch(cfg: DictConfig, command: str) -> None:
     check_queues(pipeline_queue_uses(cfg, controller=command == "remote"), session)
 
 
-def check_step_queues(cfg: DictConfig) -> None:
-    """Under an agent (the server answered already): the steps' queues exist."""
-    check_queues(pipeline_queue_uses(cfg, controller=False), login(api_host()))
+def check_step_queues(cfg: DictConfig, session: Any) -> None:
+    """Under an agent, with the controller task's logged-in ``session``: the steps' queues exist."""
+    check_queues(pipeline_queue_uses(cfg, controller=False), session)
 
 
 def check_schedule(cfg: DictConfig) -> None:
@@ -220,14 +220,11 @@ def login(host: str) -> Any:
 def pipeline_queue_uses(cfg: DictConfig, controller: bool) -> list[QueueUse]:
     """The queues of a pipeline run: each step's (``remote.step_queue``) and, with ``controller``, the
     controller's (``pipeline.queues.controller``)."""
-    from pipelines.remote import step_queue  # here: pipelines.remote imports this module
+    from pipelines.remote import step_queue, step_queue_key  # here: pipelines.remote imports this module
 
     uses = [QueueUse(str(cfg.pipeline.queues.controller), "pipeline.queues.controller", "the pipeline controller")] \
         if controller else []
-    for step in STEPS:
-        own = OmegaConf.select(cfg, f"pipeline.steps.{step.name}.queue", default=None)
-        key = f"pipeline.steps.{step.name}.queue" if own else f"pipeline.queues.{step.queue_kind}"
-        uses.append(QueueUse(step_queue(cfg, step), key, f"step '{step.name}'"))
+    uses += [QueueUse(step_queue(cfg, step), step_queue_key(cfg, step), f"step '{step.name}'") for step in STEPS]
     return uses
 
 

@@ -114,9 +114,15 @@ def _setting(cfg: DictConfig, step: Step, key: str) -> Any:
     return OmegaConf.select(cfg, f"pipeline.steps.{step.name}.{key}", default=None)
 
 
+def step_queue_key(cfg: DictConfig, step: Step) -> str:
+    """The config key naming a step's queue: ``pipeline.steps.<step>.queue`` when set, else the queue of the
+    step's queue kind, ``pipeline.queues.<kind>``."""
+    return f"pipeline.steps.{step.name}.queue" if _setting(cfg, step, "queue") else f"pipeline.queues.{step.queue_kind}"
+
+
 def step_queue(cfg: DictConfig, step: Step) -> str:
-    """``pipeline.steps.<step>.queue``, else the queue named for the step's queue kind (``pipeline.queues``)."""
-    return str(_setting(cfg, step, "queue") or cfg.pipeline.queues[step.queue_kind])
+    """The queue a step runs on (``step_queue_key``)."""
+    return str(OmegaConf.select(cfg, step_queue_key(cfg, step)))
 
 
 def step_docker(cfg: DictConfig, step: Step) -> tuple[str | None, str | None]:
@@ -306,7 +312,7 @@ def run_on_agent() -> int:
     raw = {k.split("/", 1)[1]: v for k, v in task.get_parameters().items() if k.startswith("Args/")}
     try:
         plan = pin_raw_dataset(plan_from_parameters(raw))
-        preflight.check_step_queues(plan.cfg)
+        preflight.check_step_queues(plan.cfg, task.session)
     except PipelineError as e:
         _fail_before_start(task, str(e))
         return 2

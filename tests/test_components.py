@@ -120,6 +120,8 @@ def test_out_of_memory_names_the_sizes_to_lower(tiny_cfg: Cfg) -> None:
                                             r"inference.inferer.roi_size=\[.*\], inference.inferer.sw_batch_size=\d+ "
                                             r"\(CUDA out of memory"):
         train.run(tiny_cfg(oom, "train.max_epochs=1"))
+    with pytest.raises(ResourceError, match=r"sw_batch_size=\d+; or enable mixed precision \(train.amp=true\)"):
+        train.run(tiny_cfg(oom, "train.max_epochs=1", "train.amp=false"))
     with pytest.raises(ResourceError, match=r"during evaluation on cpu: lower one of inference.inferer.roi_size=\[.*\], "
                                             r"inference.inferer.sw_batch_size=\d+ \("):
         evaluate.run(tiny_cfg(oom, f"inputs.checkpoint='{trained['best_checkpoint']}'"))

@@ -157,8 +157,8 @@ def download_attempt_checkpoints(task_id: str, folder: Path) -> list[Path]:
         raise ConfigError("train.resume_from_task", f"no ClearML task with id '{task_id}': {e}") from e
     entries = task.models["output"]
     names = {str(n) for n in entries.keys()}
-    newest_first = sorted((n for n in names if ckpt.epoch_of(Path(f"{n}.pt")) >= 0),
-                          key=lambda n: ckpt.epoch_of(Path(f"{n}.pt")), reverse=True)
+    epochs = {n: ckpt.epoch_of(Path(f"{n}.pt")) for n in names}  # entries are named after the files' stems
+    newest_first = sorted((n for n in names if epochs[n] >= 0), key=epochs.__getitem__, reverse=True)
     folder.mkdir(parents=True, exist_ok=True)
     problems = []
     for name in newest_first:
@@ -185,10 +185,7 @@ def download_attempt_checkpoints(task_id: str, folder: Path) -> list[Path]:
 
 
 def _copy_model(model: Model, target: Path) -> None:
-    """Copy a model's weights file to ``target``; raises when it cannot be fetched."""
+    """Copy a model's weights file to ``target``; the SDK raises when it cannot be fetched."""
     import shutil
 
-    local = model.get_local_copy(raise_on_error=True)
-    if not local or not Path(local).is_file():
-        raise FileNotFoundError(f"model {model.id} has no weights file at {model.url!r}")
-    shutil.copyfile(local, target)
+    shutil.copyfile(model.get_local_copy(raise_on_error=True), target)

@@ -74,8 +74,8 @@ def explain_out_of_memory(cfg: DictConfig, stage: str, device: torch.device, tra
     except torch.OutOfMemoryError as e:
         keys = (*_TRAIN_SIZES, *_INFERENCE_SIZES) if training else _INFERENCE_SIZES
         sizes = ", ".join(f"{k}={_plain(OmegaConf.select(cfg, k))}" for k in keys)
-        amp = "" if training and cfg.train.amp or not training and cfg.inference.amp else \
-            f"; or enable mixed precision ({'train' if training else 'inference'}.amp=true)"
+        amp_key = "train.amp" if training else "inference.amp"
+        amp = "" if OmegaConf.select(cfg, amp_key) else f"; or enable mixed precision ({amp_key}=true)"
         raise ResourceError(f"out of memory during {stage} on {device}: lower one of {sizes}{amp} "
                             f"({str(e).splitlines()[0] if str(e) else type(e).__name__})") from e
 

@@ -38,6 +38,8 @@ import os
 import re
 from typing import Any, Iterable, Mapping, Sequence
 
+from pipelines.parameters import override_key
+
 from .errors import ConfigError
 
 MASK = "********"
@@ -102,8 +104,8 @@ def environment_secrets(environ: Mapping[str, str] | None = None) -> dict[str, s
 
 
 def _split_override(override: str) -> tuple[str, str | None]:
-    key, sep, value = override.partition("=")
-    return key.lstrip("+~").strip(), (value if sep else None)
+    _, sep, value = override.partition("=")
+    return override_key(override), (value if sep else None)
 
 
 def refused_overrides(overrides: Iterable[str], environ: Mapping[str, str] | None = None) -> list[tuple[str, str]]:

@@ -177,7 +177,7 @@ def test_the_preflight_passes_when_everything_exists_and_creates_nothing(
     clearml_api.call("queues.create", name=queues["gpu"])
     script = ("import sys; from pipelines import preflight; from pipelines.remote import plan_from_overrides; "
               "cfg = plan_from_overrides(sys.argv[1:]).cfg; preflight.check_launch(cfg, 'remote'); "
-              "preflight.check_step_queues(cfg); print('preflight passed')")
+              "preflight.check_step_queues(cfg, preflight.login(preflight.api_host())); print('preflight passed')")
     before = server_state(clearml_api)
     done = run_command([sys.executable, "-c", script, *_run_overrides(queues, tag)], logdir / "passes.log",
                        env=clearml_server.env(), cwd=REPO, timeout=CHILD_TIMEOUT)

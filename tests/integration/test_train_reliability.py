@@ -64,6 +64,13 @@ def test_a_fresh_machine_resumes_from_the_earlier_attempts_captured_checkpoints(
                       "train.resume_from_task=0123456789abcdef", check=False, cwd=REPO, timeout=300)
     assert unknown.returncode == 2 and "config key 'train.resume_from_task': no ClearML task with id" in unknown.output
 
+    # an attempt that saved no checkpoint (here: the preprocess task) leaves nothing to continue: a fresh start
+    preprocess_task = json.loads((tmp_path / "a" / "preprocess" / "result.json").read_text())["clearml_task_id"]
+    sdk.run(REPO / "components/train.py", *common, "paths.run_id=d", "train.max_epochs=1", "train.resume=auto",
+            f"train.resume_from_task={preprocess_task}",
+            f"inputs.manifest={tmp_path / 'a' / 'preprocess' / 'manifest.json'}", cwd=REPO, timeout=300)
+    assert _result(tmp_path / "d")["resumed_from_epoch"] is None
+
 
 def test_without_an_upload_destination_the_models_point_at_the_final_files(
         sdk: SdkRunner, clearml_api: ApiClient, tmp_path: Path, unique_name: str) -> None:
@@ -76,6 +83,17 @@ def test_without_an_upload_destination_the_models_point_at_the_final_files(
     uris = {e["name"]: unquote(clearml_api.call("models.get_by_id", model=e["model"])["model"]["uri"])
             for e in task["models"]["output"] if e["name"].startswith("checkpoint_")}
     assert uris == {f"checkpoint_{n}": f"file://{folder / f'checkpoint_{n}.pt'}" for n in (1, 2)}
+
+    # another machine cannot read those files: resuming from that task is a named error, not a fresh start
+    for path in folder.glob("*.pt"):
+        path.unlink()
+    elsewhere = sdk.run(REPO / "components/train.py", *common, "paths.run_id=b", "train.max_epochs=3",
+                        "train.resume=auto", f"train.resume_from_task={task['id']}", "clearml.output_uri=false",
+                        f"inputs.manifest={tmp_path / 'a' / 'preprocess' / 'manifest.json'}", check=False, cwd=REPO,
+                        timeout=300)
+    assert elsewhere.returncode == 2, elsewhere.output[-3000:]
+    assert f"config key 'train.resume_from_task': no checkpoint of task {task['id']} is readable" in elsewhere.output
+    assert f"failed downloading file://{folder / 'checkpoint_2.pt'}" in elsewhere.output
 
 
 def _wait_for_line(log: Path, text: str, timeout: float) -> None:

@@ -271,12 +271,14 @@ def test_the_controller_under_an_agent_fails_before_any_step_on_a_missing_queue(
     values = as_ui_values(remote.plan_from_overrides([*TINY, "pipeline.queues.gpu=g9"]).values)
     flushed: list[bool] = []
     task = type("Task", (), {"get_parameters": lambda self: {f"Args/{k}": v for k, v in values.items()},
-                             "flush": lambda self, wait_for_uploads: flushed.append(wait_for_uploads)})()
+                             "flush": lambda self, wait_for_uploads: flushed.append(wait_for_uploads),
+                             "session": "the controller's session"})()
     monkeypatch.setattr(clearml.Task, "get_task", lambda task_id=None, **kwargs: task)
     monkeypatch.setattr(remote, "_remote_task_id", lambda: "controller-id")
     checked: list[str] = []
 
-    def missing(cfg: Any) -> None:
+    def missing(cfg: Any, session: Any) -> None:
+        assert session == "the controller's session", "the controller's own login is reused"
         checked.append(str(cfg.pipeline.queues.gpu))
         raise preflight.MissingQueuesError("no such queue ... 'g9'", [], [])
 

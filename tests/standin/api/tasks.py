@@ -154,9 +154,7 @@ def create(state: State, body: Doc, call: Call) -> Doc:
 def edit(state: State, body: Doc, call: Call) -> Doc:
     """services/tasks.py ``edit``: a task that is not 'created' needs ``force``, which allows any status (the SDK's
     ``Task._edit`` always sends it, e.g. to archive a completed dataset version)."""
-    task = state.task(body.get("task"))
-    if not body.get("force") and task["status"] != "created":
-        raise errors.invalid_task_status(expected="created", status=task["status"])
+    task = task_for_update(state, body, allow_all_statuses=bool(body.get("force")))
     return {"updated": 1, "fields": _apply_fields(state, task, body)}
 
 
