@@ -44,7 +44,8 @@ from torch.nn.parallel import DistributedDataParallel
 
 from components.common import checkpoints as ckpt
 from components.common import clearml_compat, clearml_io, distributed, models, runtime, tracking
-from components.common.data import make_dataset, make_loader
+from components.common.data import make_dataset, make_loader, metadata_off_when_cached
+from components.common.data_wait import DataWaitTimer
 from components.common.entry import StepContext, StepResult, run_step, step
 from components.common.errors import ConfigError
 from components.common.inputs import load_manifest
@@ -149,8 +150,8 @@ def train_rank(cfg: DictConfig, ctx: StepContext, rank: int = 0, world_size: int
     runtime.seed_everything(int(cfg.seed))
     manifest, dataset = load_manifest(ctx.input("dataset_id"), ctx.input("manifest"), int(cfg.data.num_classes))
 
-    train_loader, val_loader = _loaders(cfg, manifest, ctx.dir / "cache", rank, world_size)
-    net = models.build_network(cfg.model).to(device)
+    train_loader, val_loader = build_loaders(cfg, manifest, ctx.dir / "cache", rank, world_size)
+    net = models.to_device(models.build_network(cfg.model), device, bool(tcfg.channels_last))
     if world_size > 1:
         net = DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
     optimizer = models.build_optimizer(tcfg.optimizer, net.parameters(), key="train.optimizer")
@@ -164,6 +165,7 @@ def train_rank(cfg: DictConfig, ctx: StepContext, rank: int = 0, world_size: int
     if lead:
         log.info("training %s on %s x%d (amp=%s): %d train / %d val cases, %d epochs", cfg.model.name, device,
                  world_size, trainer.amp, len(train_loader.dataset), len(val_loader.dataset), tcfg.max_epochs)
+        DataWaitTimer().attach(trainer)
         _attach_progress(trainer, evaluator, int(tcfg.max_epochs))
         _attach_tracking(trainer, evaluator, ctx.dir / "tensorboard", ctx.task is not None, bool(tcfg.log_images))
 
@@ -178,7 +180,11 @@ def train_rank(cfg: DictConfig, ctx: StepContext, rank: int = 0, world_size: int
                          map_location=device).attach(trainer)  # type: ignore[arg-type]  # (torch.load accepts a device)
         trainer.add_event_handler(Events.STARTED, checkpoints.forget_missing_files)
     try:
-        with runtime.explain_out_of_memory(cfg, "training", device, training=True):
+        with runtime.explain_out_of_memory(cfg, "training", device, training=True), \
+                metadata_off_when_cached(train_loader.dataset, val_loader.dataset) as plain:
+            if lead:
+                log.info("data: %s cache; %s", tcfg.cache.type, "plain tensors after the cache (MONAI metadata off)"
+                         if plain else "MONAI metadata on (the deterministic transforms run during training)")
             trainer.run()
     except BaseException:  # an error, Ctrl-C or SIGTERM: say where the checkpoints are, then let it end the step
         if lead:
@@ -191,12 +197,16 @@ def train_rank(cfg: DictConfig, ctx: StepContext, rank: int = 0, world_size: int
                    world_size)
 
 
-def _loaders(cfg: DictConfig, manifest: Manifest, cache_dir: Path, rank: int, world_size: int) -> tuple[Any, Any]:
+def build_loaders(cfg: DictConfig, manifest: Manifest, cache_dir: Path, rank: int, world_size: int) -> tuple[Any, Any]:
     """Train loader (random patches) and val loader (whole volumes); each rank caches only its partition."""
     tcfg = cfg.train
     base = deterministic_transforms(cfg.data)
     train_records, val_records = manifest.records("train"), manifest.records("val")
     if world_size > 1:
+        for split, records in (("train", train_records), ("val", val_records)):
+            if len(records) < world_size:
+                raise ConfigError("train.distributed.nproc", f"{world_size} processes need at least {world_size} "
+                                  f"{split} cases each to share, but the {split} split has {len(records)}")
         train_records = partition_dataset(train_records, num_partitions=world_size, shuffle=True, seed=int(cfg.seed),
                                           even_divisible=True)[rank]
         val_records = partition_dataset(val_records, num_partitions=world_size, even_divisible=False)[rank]
@@ -294,7 +304,8 @@ def _channel(c: int) -> Any:
 
 
 def _attach_progress(trainer: Engine, evaluator: Engine, max_epochs: int) -> None:
-    """One line per epoch: loss, LR, validation Dice when validated, epoch time (ignite's own timing)."""
+    """One line per epoch: loss, LR, validation Dice when validated, epoch time (ignite's own timing) and the
+    share of it spent waiting for data (``DataWaitTimer``)."""
 
     @trainer.on(Events.EPOCH_STARTED)
     def _record_lr(engine: Engine) -> None:  # the LR this epoch trains with (also a ClearML scalar)
@@ -305,10 +316,11 @@ def _attach_progress(trainer: Engine, evaluator: Engine, max_epochs: int) -> Non
         output: Any = engine.state.output
         loss = output[0]["loss"] if output else float("nan")
         val = evaluator.state.metrics.get(KEY_METRIC) if evaluator.state.epoch == engine.state.epoch else None
-        log.info("epoch %d/%d  loss %.4f  lr %.2e%s  (%.1fs)", engine.state.epoch, max_epochs, float(loss),
-                 engine.state.lr,  # type: ignore[attr-defined]  # (set at EPOCH_STARTED above)
+        log.info("epoch %d/%d  loss %.4f  lr %.2e%s  (%.1fs, data wait %.0f%%)", engine.state.epoch, max_epochs,
+                 float(loss), engine.state.lr,  # type: ignore[attr-defined]  # (set at EPOCH_STARTED above)
                  f"  val mean Dice {val:.4f}" if val is not None else "",
-                 engine.state.times.get(Events.EPOCH_COMPLETED.name) or 0.0)
+                 engine.state.times.get(Events.EPOCH_COMPLETED.name) or 0.0,
+                 100 * engine.state.data_wait)  # type: ignore[attr-defined]  # (DataWaitTimer)
 
 
 def _attach_tracking(trainer: Engine, evaluator: Engine, log_dir: Path, clearml: bool, log_images: bool) -> None:
@@ -317,7 +329,7 @@ def _attach_tracking(trainer: Engine, evaluator: Engine, log_dir: Path, clearml:
         (TensorBoardStatsHandler, TensorBoardImageHandler)
     trainer_epoch = lambda *_: trainer.state.epoch  # noqa: E731
     stats_cls(log_dir=str(log_dir), tag_name="train_loss", output_transform=from_engine(["loss"], first=True),
-              state_attributes=["lr"]).attach(trainer)
+              state_attributes=["lr", "data_wait"]).attach(trainer)
     stats_cls(log_dir=str(log_dir), output_transform=lambda _: None, global_epoch_transform=trainer_epoch,
               iteration_log=False).attach(evaluator)
     if log_images:

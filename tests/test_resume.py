@@ -31,10 +31,12 @@ KILL_AFTER_EPOCH = 2
 
 
 def _scalars(folder: Path) -> dict[str, dict[int, float]]:
-    """Every scalar the TensorBoard handlers wrote in ``folder``: tag -> step -> value."""
+    """Every scalar the TensorBoard handlers wrote in ``folder`` except timings (``data_wait``, wall-clock
+    shares that differ between any two runs): tag -> step -> value."""
     events = EventAccumulator(str(folder), size_guidance={"scalars": 0})
     events.Reload()
-    return {tag: {e.step: e.value for e in events.Scalars(tag)} for tag in events.Tags()["scalars"]}
+    return {tag: {e.step: e.value for e in events.Scalars(tag)} for tag in events.Tags()["scalars"]
+            if tag != "data_wait"}
 
 
 def _wait_for_line(log: Path, text: str, timeout: float) -> None:

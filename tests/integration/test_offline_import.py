@@ -40,7 +40,7 @@ def test_printed_import_command_recreates_the_train_task(clearml_server: ClearML
     assert task["hyperparams"]["Hydra"]["train.max_epochs"]["value"] == "3"
     assert "OmegaConf" in task["configuration"]
     metrics = clearml_api.call("events.scalar_metrics_iter_histogram", task=task["id"])
-    assert {"train_loss", "val_mean_dice", "lr"} <= set(metrics)
+    assert {"train_loss", "val_mean_dice", "lr", "data_wait"} <= set(metrics)
     images = clearml_api.call("events.get_task_events", task=task["id"], event_type="training_debug_image")["events"]
     assert {e["metric"] for e in images} == {"input_0_HWD", "input_1_HWD", "output_HWD"}
     models = clearml_api.call("models.get_all", task=[task["id"]])["models"]
