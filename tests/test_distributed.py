@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from components import preprocess
 from tests.conftest import TINY_OVERRIDES
@@ -26,6 +27,8 @@ def test_two_gloo_ranks_report_once_and_share_the_work(tmp_path: Path) -> None:
     proc = run_command([sys.executable, "components/train.py", *overrides, "train.distributed.nproc=2"],
                        tmp_path / "train.log", env=env, timeout=300)
     assert proc.returncode == 0, proc.output[-6000:]
+    # the ranks share the cores instead of each starting a thread per core
+    assert f"(gloo), {max(1, torch.get_num_threads() // 2)} CPU thread(s) each" in proc.output
     result = json.loads((tmp_path / "ddp" / "train" / "result.json").read_text())
     assert result["world_size"] == 2
     # 4 training volumes, batch 2: one iteration per epoch on each of the two ranks (two on a single process)

@@ -61,15 +61,25 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _init(rank: int, world_size: int, backend: str, port: int) -> None:
+def cpu_threads_per_rank(world_size: int) -> int:
+    """The CPU threads each rank computes with: this process's torch threads shared among the ranks. Each
+    rank would otherwise start as many threads as there are cores, and N ranks on the same cores slow each
+    other down (on 2 cores, two ranks of 2 threads each trained an epoch 3x slower than one process); torchrun
+    sets OMP_NUM_THREADS=1 for the same reason."""
+    return max(1, torch.get_num_threads() // world_size)
+
+
+def _init(rank: int, world_size: int, backend: str, port: int, threads: int) -> None:
+    if backend == "gloo":
+        torch.set_num_threads(threads)
     dist.init_process_group(backend, init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world_size)
 
 
-def _child(fn: Callable[..., Any], rank: int, world_size: int, backend: str, port: int, cfg: dict,
+def _child(fn: Callable[..., Any], rank: int, world_size: int, backend: str, port: int, threads: int, cfg: dict,
            ctx: Any) -> None:
     logging.basicConfig(level=logging.WARNING)
     die_with_parent()  # a rank never outlives rank 0 (the step's process)
-    _init(rank, world_size, backend, port)
+    _init(rank, world_size, backend, port, threads)
     try:
         config = OmegaConf.create(cfg)
         fn(config, replace(ctx, cfg=config, task=None), rank=rank, world_size=world_size)
@@ -96,14 +106,16 @@ def run_data_parallel(fn: Callable[..., Any], cfg: DictConfig, ctx: Any, nproc: 
     port = _free_port()
     spawn = mp.get_context("spawn")
     untracked = replace(ctx, cfg=None, task=None)
-    children = [spawn.Process(target=_child, args=(fn, rank, nproc, backend, port, resolved, untracked),
+    threads, threads_before = cpu_threads_per_rank(nproc), torch.get_num_threads()
+    children = [spawn.Process(target=_child, args=(fn, rank, nproc, backend, port, threads, resolved, untracked),
                               name=f"train-rank{rank}") for rank in range(1, nproc)]
     for p in children:
         p.start()
-    log.info("data-parallel training on %d processes (%s)", nproc, backend)
+    log.info("data-parallel training on %d processes (%s)%s", nproc, backend,
+             f", {threads} CPU thread(s) each" if backend == "gloo" else "")
     failed = False
     try:
-        _init(0, nproc, backend, port)
+        _init(0, nproc, backend, port, threads)
         config = OmegaConf.create(resolved)
         result = fn(config, replace(ctx, cfg=config), rank=0, world_size=nproc)
         dist.barrier()
@@ -121,6 +133,7 @@ def run_data_parallel(fn: Callable[..., Any], cfg: DictConfig, ctx: Any, nproc: 
                 p.join(timeout=10.0)
         if dist.is_initialized():
             dist.destroy_process_group()
+        torch.set_num_threads(threads_before)
         codes = {p.name: p.exitcode for p in children if p.exitcode != 0}
         if codes and not failed:
             raise RuntimeError(f"data-parallel training: ranks ended with errors {codes}")

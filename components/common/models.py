@@ -37,6 +37,17 @@ def build_network(model_cfg: DictConfig) -> torch.nn.Module:
     return net
 
 
+def to_device(net: torch.nn.Module, device: torch.device, channels_last: bool) -> torch.nn.Module:
+    """Move ``net`` to ``device``; with ``channels_last`` its 3D weights use the channels-last layout, which
+    oneDNN (CPU) and cuDNN (GPU) convolutions run faster (about 10 % per training iteration on this
+    project's UNet on a 2-core CPU, benchmarks/README.md). Inputs need no conversion: the convolutions
+    follow the weights' layout."""
+    net = net.to(device)
+    if channels_last and any(p.dim() == 5 for p in net.parameters()):
+        net = net.to(memory_format=torch.channels_last_3d)  # type: ignore[call-overload]
+    return net
+
+
 def build_loss(loss_cfg: DictConfig, key: str) -> torch.nn.Module:
     """The loss from the ``_target_`` entry ``loss_cfg`` (config key ``key``)."""
     return _build(loss_cfg, key)
