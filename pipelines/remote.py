@@ -30,7 +30,7 @@ from typing import Any, Callable, Mapping, Sequence
 from omegaconf import DictConfig, OmegaConf
 
 from components.common import clearml_compat, secrets
-from components.common.errors import PipelineError, exit_code_of
+from components.common.errors import ConfigError, PipelineError, exit_code_of
 from components.common.tracking import task_name
 from pipelines import preflight
 from pipelines.config import OVERLAY_GROUPS, compose_config, compose_with_choices
@@ -42,6 +42,8 @@ log = logging.getLogger("pipelines.remote")
 
 COMMANDS = ("remote", "controller", "register")
 STEP_SETTINGS = ("queue", "docker", "time_limit")
+# the controller task's user property recording pipeline.poll_seconds
+POLL_PROPERTY = "poll_seconds"
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,7 @@ def plan_from_parameters(raw: Mapping[str, Any]) -> Plan:
     overrides = hydra_overrides(values)
     cfg = compose_config(overrides)
     check_step_settings(cfg)
+    poll_seconds(cfg)
     return Plan(values=values, cfg=cfg, overrides=overrides)
 
 
@@ -237,11 +240,16 @@ def build(plan: Plan, command: str) -> Any:
     from clearml import PipelineController
 
     pcfg = plan.cfg.pipeline
+    poll = poll_seconds(plan.cfg)
     pipe = PipelineController(name=str(pcfg.name), project=str(pcfg.project), version=str(pcfg.version),
                               add_pipeline_tags=True, target_project=True, abort_on_failure=False,
                               docker=pcfg.docker.controller.image, docker_args=pcfg.docker.controller.args,
                               # steps upload models/artifacts here (under an agent Task.init's output_uri is ignored)
-                              output_uri=_output_uri(plan.cfg))
+                              output_uri=_output_uri(plan.cfg),
+                              pool_frequency=poll / 60.0)  # minutes; the SDK's default 0.2 waits 12 s per check
+    pipe.task.set_user_properties({"name": POLL_PROPERTY, "value": f"{poll:g}",
+                                   "description": "seconds between the controller's checks of the steps' states "
+                                                  "(pipeline.poll_seconds)"})
     for p in PARAMETERS:
         pipe.add_parameter(p.name, format_value(p.kind, plan.values[p.name]), description=p.description,
                            param_type=p.kind)
@@ -269,6 +277,18 @@ def build(plan: Plan, command: str) -> Any:
             time_limit=step_time_limit(plan.cfg, step),
         )
     return pipe
+
+
+def poll_seconds(cfg: DictConfig) -> float:
+    """``pipeline.poll_seconds``: seconds between the controller's checks of the steps' states (> 0)."""
+    value = OmegaConf.select(cfg, "pipeline.poll_seconds", default=None)
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError("pipeline.poll_seconds", f"must be a number of seconds, got '{value}'") from None
+    if not seconds > 0:
+        raise ConfigError("pipeline.poll_seconds", f"must be more than 0 seconds, got {value}")
+    return seconds
 
 
 def _output_uri(cfg: DictConfig) -> str | bool:

@@ -10,6 +10,7 @@ import json
 import re
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +30,14 @@ class Run:
     steps: dict[str, dict[str, Any]]
 
 
+FIRST_RUN_POLL_SECONDS = 1.5  # not the config's default, to see the override reach the controller on its agent
+
+
 @pytest.fixture(scope="module")
 def first_run(env: Env) -> Run:
     """``monai-pipeline remote`` with the tiny config, run to completion by the agents."""
-    launched = run_cli(env.endpoint, env.checkout.work, env.logdir, "remote", *env.overrides())
+    launched = run_cli(env.endpoint, env.checkout.work, env.logdir, "remote",
+                       *env.overrides(f"pipeline.poll_seconds={FIRST_RUN_POLL_SECONDS}"))
     assert launched.returncode == 0, launched.output[-6000:]
     controller = controller_id(launched.output)
     done = env.wait(controller)
@@ -106,6 +111,36 @@ def test_pipeline_run_completes_on_agents(env: Env, first_run: Run) -> None:
     assert monitored[("promotion", "challenger_mean_dice")]["value"] == pytest.approx(test_dice, abs=1e-4)
     verdict = "PROMOTED" if promoted else "not promoted"
     assert f"promote: {verdict} {model_id} (vs no production model)" in task_log(env.api, controller["id"])
+
+
+def test_orchestration_breakdown_of_the_run(env: Env, first_run: Run) -> None:
+    """The run's time split per step (``benchmarks/orchestration.py``, which measures the overhead): every step
+    is there in DAG order, no part is negative, the parts tile the controller's run, and the controller
+    polled as often as the run's config said (``pipeline.poll_seconds``, recorded on the controller task)."""
+    from benchmarks.orchestration import PART_NAMES, breakdown
+
+    result = breakdown(env.api, first_run.controller["id"])
+    print(result.text())
+    assert [s.name for s in result.steps] == list(STEP_NAMES), result.text()
+    previous_done = _seconds(first_run.controller["started"])
+    for step in result.steps:
+        assert step.status == "completed" and list(step.parts) == list(PART_NAMES), result.text()
+        assert all(seconds >= 0 for seconds in step.parts.values()), result.text()
+        assert step.agent_setup is not None and 0 <= step.agent_setup <= step.parts["startup"], result.text()
+        # the parts add up to the step's share: from the previous step's end (the controller's start) to its own
+        done = _seconds(first_run.steps[step.name]["completed"])
+        assert step.total == pytest.approx(done - previous_done, abs=0.01), result.text()
+        previous_done = done
+    assert result.tail >= 0 and result.work > 0, result.text()  # work > 0: the steps' timestamped lines were found
+    assert sum(s.total for s in result.steps) + result.tail == pytest.approx(result.total, abs=0.01), result.text()
+    assert result.total == pytest.approx(_seconds(first_run.controller["completed"]) - _seconds(
+        first_run.controller["started"]), abs=0.01)
+    assert 0 <= result.overhead_per_step <= result.total / len(result.steps)
+    assert result.poll_seconds == FIRST_RUN_POLL_SECONDS, env.api.task(first_run.controller["id"])["hyperparams"]
+
+
+def _seconds(server_time: str) -> float:
+    return datetime.fromisoformat(server_time).timestamp()
 
 
 def _epochs_run(log: str) -> set[str]:

@@ -1,0 +1,1 @@
+"""Side-by-side performance benchmarks: ``python -m benchmarks`` (benchmarks/README.md)."""

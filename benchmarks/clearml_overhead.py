@@ -1,0 +1,65 @@
+"""ClearML overhead: the train step with ClearML tracking, image logging and checkpoint capture on (offline
+mode, and online against the stand-in server) against the same step with no ClearML task at all. Each side
+is the whole process's wall time, so ``Task.init``, reporting and the offline session archive count."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+from pathlib import Path
+from typing import Iterator
+
+from benchmarks import workload
+from benchmarks.common import Row, check, interleave, python, python_env, run_watched
+
+SUITE = "ClearML overhead"
+
+
+def run(args: argparse.Namespace, data: Path, workdir: Path) -> list[Row]:
+    epochs = int(args.overhead_epochs)
+    common = (f"train.max_epochs={epochs}", f"device={args.device}", "seed=0")
+
+    def timed(name: str, command: list[str], env: dict[str, str] | None = None) -> float:
+        watched = run_watched(command, workdir / f"{name}.log", env=env)
+        if watched.returncode != 0:
+            raise RuntimeError(f"{name}: exit {watched.returncode}; see {workdir / f'{name}.log'}")
+        found = workload.ours_epochs(watched.output).seconds
+        if len(found) != epochs:
+            raise RuntimeError(f"{name}: {len(found)} epoch lines, expected {epochs}; see {workdir / f'{name}.log'}")
+        return watched.wall
+
+    with standin_server(workdir / "standin") as online_env:
+        sides = {
+            "off": lambda r: timed(f"overhead-off-{r}", python(
+                "benchmarks.untracked_train", f"inputs.manifest={data}", f"paths.output_root={workdir}",
+                f"paths.run_id=overhead-off-{r}", *common)),
+            "offline": lambda r: timed(f"overhead-offline-{r}", workload.train_command(
+                data, workdir, f"overhead-offline-{r}", "clearml.offline=true", *common)),
+            "online": lambda r: timed(f"overhead-online-{r}", workload.train_command(
+                data, workdir, f"overhead-online-{r}", "clearml.offline=false", *common), env=online_env),
+        }
+        print(f"[{SUITE}] train step, {epochs} epochs, ClearML off / offline / online (stand-in)", flush=True)
+        samples = interleave(sides, int(args.repeats))
+    note = "ratio = off / on; 0.97 is 3 % slower"
+    return [check(Row(SUITE, f"train step, offline tracking ({epochs} epochs)", "s", samples["offline"],
+                      samples["off"], baseline_label="off", note=note), minimum_ratio=0.97),
+            check(Row(SUITE, f"train step, online tracking, stand-in server ({epochs} epochs)", "s",
+                      samples["online"], samples["off"], baseline_label="off", note=note), minimum_ratio=0.97)]
+
+
+@contextlib.contextmanager
+def standin_server(folder: Path) -> Iterator[dict[str, str]]:
+    """The project's in-memory ClearML stand-in (tests/standin) for the online side; yields the child
+    processes' environment pointing at it."""
+    from tests.standin.environment import ClearMLEndpoint
+    from tests.standin.server import StandinServer
+
+    server = StandinServer(files_root=folder / "files").start()
+    try:
+        endpoint = ClearMLEndpoint(server.api_host, server.web_host, server.files_host, server.access_key,
+                                   server.secret_key, folder, is_standin=True, no_proxy_sink=server.proxy_sink,
+                                   standin=server)
+        endpoint.prepare()
+        yield python_env(**endpoint.env())
+    finally:
+        server.stop()
