@@ -274,60 +274,25 @@ class _Stand:
     logdir: Path
 
 
-def _start_agents(endpoint: Any, queues: Any, workdir: Path, poll: float) -> Any:
-    """``harness.start_agents``, with the agents polling every ``poll`` seconds (the harness sets 1 s)."""
-    from tests.remote import harness
-    from tests.standin import agent, procs
-
-    if poll == float(agent.agent_env(endpoint, "probe")["CLEARML_AGENT_QUEUE_POLL_FREQ_SEC"]):
-        return harness.start_agents(endpoint, queues, workdir)
-
-    class PolledAgent(agent.AgentDaemon):
-        def start(self) -> "PolledAgent":
-            self.workdir.mkdir(parents=True, exist_ok=True)
-            env = {**agent.agent_env(self.endpoint, self.worker_id), "CLEARML_AGENT_QUEUE_POLL_FREQ_SEC": f"{poll:g}"}
-            self.process = procs.start(self.command(), env, self.workdir, self.log_path)
-            return self
-
-    started: list[Any] = []
-    try:
-        for name, queue, services in (("services", queues.controller, True), ("cpu", queues.cpu, False),
-                                      ("gpu", queues.gpu, False)):
-            started.append(PolledAgent(endpoint, [queue], services_mode=services, workdir=workdir / name).start())
-    except BaseException:
-        for a in started:
-            a.stop()
-        raise
-    return harness.Agents(*started)
-
-
 @contextmanager
 def _stand(root: Path, agent_poll: float) -> Iterator[_Stand]:
-    from tests.remote.harness import Queues
+    from tests.remote.harness import Queues, start_agents
     from tests.standin.client import ApiClient
-    from tests.standin.environment import ClearMLEndpoint
     from tests.standin.repo import make_project_clone
-    from tests.standin.server import StandinServer
+    from tests.standin.server import standin_endpoint
 
-    server = StandinServer(files_root=root / "files").start()
-    try:
-        endpoint = ClearMLEndpoint(server.api_host, server.web_host, server.files_host, server.access_key,
-                                   server.secret_key, root / "clearml", is_standin=True,
-                                   no_proxy_sink=server.proxy_sink, standin=server)
-        endpoint.prepare()
+    with standin_endpoint(root / "clearml") as endpoint:
         api = ApiClient(endpoint)
         checkout = make_project_clone(root / "checkout", env=endpoint.env())
         tag = uuid.uuid4().hex[:8]
         queues = Queues(controller=f"services-{tag}", cpu=f"cpu-{tag}", gpu=f"gpu-{tag}")
         for queue in (queues.controller, queues.cpu, queues.gpu):
             api.call("queues.create", name=queue)
-        agents = _start_agents(endpoint, queues, root / "agents", agent_poll)
+        agents = start_agents(endpoint, queues, root / "agents", poll_seconds=agent_poll)
         try:
             yield _Stand(endpoint, api, checkout, queues, agents, root / "logs")
         finally:
             agents.stop()
-    finally:
-        server.stop()
 
 
 def run_pipeline(stand: _Stand, poll: float, timeout: float = 400.0) -> Breakdown:

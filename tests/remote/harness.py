@@ -57,12 +57,13 @@ class Agents:
             agent.stop()
 
 
-def start_agents(endpoint: ClearMLEndpoint, queues: Queues, workdir: Path) -> Agents:
+def start_agents(endpoint: ClearMLEndpoint, queues: Queues, workdir: Path, poll_seconds: float = 1.0) -> Agents:
     started: list[AgentDaemon] = []
     try:
         for name, queue, services in (("services", queues.controller, True), ("cpu", queues.cpu, False),
                                       ("gpu", queues.gpu, False)):
-            started.append(AgentDaemon(endpoint, [queue], services_mode=services, workdir=workdir / name).start())
+            started.append(AgentDaemon(endpoint, [queue], services_mode=services, workdir=workdir / name,
+                                       poll_seconds=poll_seconds).start())
     except BaseException:
         for agent in started:
             agent.stop()

@@ -22,13 +22,15 @@ from tests.standin import procs
 from tests.standin.environment import ClearMLEndpoint
 
 
-def agent_env(endpoint: ClearMLEndpoint, worker_id: str, python: str = sys.executable) -> dict[str, str]:
-    """Environment for an agent process that runs tasks on ``python`` with nothing installed."""
+def agent_env(endpoint: ClearMLEndpoint, worker_id: str, python: str = sys.executable,
+              poll_seconds: float = 1.0) -> dict[str, str]:
+    """Environment for an agent process that runs tasks on ``python`` with nothing installed, polling its
+    queues (and its task's process) every ``poll_seconds`` (clearml-agent's default is 5)."""
     env = endpoint.env()
     env.update({
         "CLEARML_AGENT_SKIP_PYTHON_ENV_INSTALL": "1",
         "CLEARML_AGENT_SKIP_PIP_VENV_INSTALL": python,
-        "CLEARML_AGENT_QUEUE_POLL_FREQ_SEC": "1",
+        "CLEARML_AGENT_QUEUE_POLL_FREQ_SEC": f"{poll_seconds:g}",
         "CLEARML_AGENT_DISABLE_SSH_MOUNT": "1",
         "CLEARML_WORKER_ID": worker_id,
         "CLEARML_WORKER_NAME": worker_id,
@@ -41,8 +43,9 @@ class AgentDaemon:
     """``clearml-agent daemon --foreground`` on ``queues``; a context manager that always stops it."""
 
     def __init__(self, endpoint: ClearMLEndpoint, queues: list[str], services_mode: bool = False,
-                 workdir: Path | None = None, worker_id: str | None = None) -> None:
+                 workdir: Path | None = None, worker_id: str | None = None, poll_seconds: float = 1.0) -> None:
         self.endpoint = endpoint
+        self.poll_seconds = poll_seconds
         self.queues = list(queues)
         self.services_mode = services_mode
         self.worker_id = worker_id or f"standin-agent-{uuid.uuid4().hex[:8]}"
@@ -62,7 +65,8 @@ class AgentDaemon:
 
     def start(self) -> "AgentDaemon":
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.process = procs.start(self.command(), agent_env(self.endpoint, self.worker_id),
+        self.process = procs.start(self.command(),
+                                   agent_env(self.endpoint, self.worker_id, poll_seconds=self.poll_seconds),
                                    self.workdir, self.log_path)
         return self
 

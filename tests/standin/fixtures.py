@@ -22,7 +22,7 @@ from tests.standin.agent import AgentDaemon, run_agent_execute
 from tests.standin.client import ApiClient
 from tests.standin.environment import ClearMLEndpoint, real_server_from_env
 from tests.standin.repo import GitCheckout, make_project_clone
-from tests.standin.server import StandinServer
+from tests.standin.server import StandinServer, standin_endpoint
 
 USE_REAL_SERVER_VAR = "CLEARML_TESTS_REAL_SERVER"
 
@@ -45,15 +45,8 @@ def clearml_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClearML
         endpoint.prepare()
         yield endpoint
         return
-    server = StandinServer(files_root=sandbox / "files").start()
-    endpoint = ClearMLEndpoint(server.api_host, server.web_host, server.files_host, server.access_key,
-                               server.secret_key, sandbox, is_standin=True,
-                               no_proxy_sink=server.proxy_sink, standin=server)
-    endpoint.prepare()
-    try:
+    with standin_endpoint(sandbox) as endpoint:
         yield endpoint
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -6,10 +6,13 @@ import shutil
 import tempfile
 import threading
 from http.server import ThreadingHTTPServer
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
+from typing import Iterator
 
 from tests.standin.app import ApiHandler
+from tests.standin.environment import ClearMLEndpoint
 from tests.standin.fileserver import FilesHandler, RefusingProxyHandler, WebHandler
 from tests.standin.state import State
 
@@ -104,3 +107,18 @@ class StandinServer:
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self.stop()
+
+
+@contextmanager
+def standin_endpoint(sandbox: Path) -> Iterator[ClearMLEndpoint]:
+    """A fresh stand-in server (its files under ``sandbox/files``) and the prepared endpoint for it, with
+    ``sandbox`` as the clients' HOME and cache; the server stops when the block ends."""
+    server = StandinServer(files_root=sandbox / "files").start()
+    try:
+        endpoint = ClearMLEndpoint(server.api_host, server.web_host, server.files_host, server.access_key,
+                                   server.secret_key, sandbox, is_standin=True, no_proxy_sink=server.proxy_sink,
+                                   standin=server)
+        endpoint.prepare()
+        yield endpoint
+    finally:
+        server.stop()
