@@ -65,11 +65,21 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 
 def machine() -> dict[str, Any]:
     """What the figures were measured on."""
-    return {"cpu": platform.processor() or platform.machine(), "cores": psutil.cpu_count(logical=True),
+    return {"cpu": _cpu_model(), "cores": psutil.cpu_count(logical=True),
             "memory_gib": round(psutil.virtual_memory().total / 2**30, 1), "torch": torch.__version__,
             "torch_threads": torch.get_num_threads(),
             "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
             "python": platform.python_version()}
+
+
+def _cpu_model() -> str:
+    """The CPU's model name (Linux), else what the platform module knows."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
 
 
 def main(argv: list[str] | None = None) -> int:

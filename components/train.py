@@ -2,7 +2,9 @@
 
 - network, loss, optimizer and LR schedule from config (``model.net``, ``train.loss`` ...);
 - random foreground/background patches plus ``train.augment``; the deterministic part of the transforms
-  is cached (``train.cache``);
+  is cached (``train.cache``; on disk instead when it would not fit ``train.cache.max_memory``), batches
+  come from a ``ThreadDataLoader``, MONAI metadata is off after a full cache, and every epoch reports the
+  share of its time spent waiting for data (``data_wait``);
 - validation every ``train.val_interval`` epochs (and on the last) with the configured inferer and
   mean Dice over foreground classes;
 - ClearML: ``ClearMLStatsHandler`` (loss per iteration, LR per epoch, validation Dice per epoch),
@@ -183,7 +185,8 @@ def train_rank(cfg: DictConfig, ctx: StepContext, rank: int = 0, world_size: int
         with runtime.explain_out_of_memory(cfg, "training", device, training=True), \
                 metadata_off_when_cached(train_loader.dataset, val_loader.dataset) as plain:
             if lead:
-                log.info("data: %s cache; %s", tcfg.cache.type, "plain tensors after the cache (MONAI metadata off)"
+                log.info("data: %s (train), %s (val); %s", type(train_loader.dataset).__name__,
+                         type(val_loader.dataset).__name__, "plain tensors after the cache (MONAI metadata off)"
                          if plain else "MONAI metadata on (the deterministic transforms run during training)")
             trainer.run()
     except BaseException:  # an error, Ctrl-C or SIGTERM: say where the checkpoints are, then let it end the step

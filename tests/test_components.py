@@ -199,3 +199,19 @@ def test_resuming_a_finished_run_reports_its_best_not_a_blank(tiny_cfg: Cfg) -> 
     assert again["resumed_from_epoch"] == 2 and again["epochs"] == 2
     assert (again["best_val_mean_dice"], again["best_epoch"]) == (first["best_val_mean_dice"], first["best_epoch"])
     assert again["best_checkpoint"] == first["best_checkpoint"]
+
+
+@pytest.mark.parametrize(("cache", "dataset", "metadata"), [
+    ("train.cache.max_memory=1e-12", "PersistentDataset", "MONAI metadata on"),  # too big for memory: on disk
+    ("train.cache.type=none", "Dataset", "MONAI metadata on"),
+    ("train.cache.type=cache", "CacheDataset", "plain tensors after the cache (MONAI metadata off)"),
+])
+def test_train_runs_with_each_cache_and_says_which_data_path_it_took(
+        tiny_cfg: Cfg, cache: str, dataset: str, metadata: str, caplog: pytest.LogCaptureFixture) -> None:
+    cfg = tiny_cfg("train.max_epochs=1", cache)
+    preprocess.run(cfg)
+    with caplog.at_level("INFO"):
+        result = train.run(cfg)
+    assert result["epochs"] == 1 and result["best_checkpoint"]
+    assert f"data: {dataset} (train), {dataset} (val); {metadata}" in caplog.text
+    assert any((step_folder(cfg, "train") / "cache").glob("*.pt")) is (dataset == "PersistentDataset")
