@@ -27,13 +27,9 @@ and ``tail`` (last step done -> controller done) they add up to the controller's
 server (created, started, completed), the agent's log events and the step's logging timestamps (local time
 of the agent's machine, read as the local time here): markers out of order are clamped into place.
 
-``run(args, data=None, workdir=None)`` reads from ``args`` (``argparse.Namespace``, each with a default):
-``orchestration_repeats``, else ``repeats`` (1; each repeat is two pipeline runs, about a minute each on 2 cores),
-``poll_seconds`` ([BEFORE, AFTER] = [12, 1]: ClearML's default and the config's; a single number is AFTER, with
-``baseline_poll_seconds`` as BEFORE), ``agent_poll_seconds`` (1.0, as in the tests; real agents default to 5),
-``run_timeout`` (400 s per run).
+Each repeat is two pipeline runs (ours and the baseline's controller poll), about a minute each on 2 cores:
 
-    .venv/bin/python -m benchmarks.orchestration [--repeats N] [--agent-poll-seconds 5]
+    .venv/bin/python -m benchmarks --suites orchestration [--orchestration-repeats N] [--agent-poll-seconds 5]
 """
 
 from __future__ import annotations
@@ -52,10 +48,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
-from benchmarks.common import Row, check, interleave, table
+from benchmarks.common import Row, check, interleave
 
 SUITE = "orchestration"
 TARGET_SECONDS = 10.0
+RUN_TIMEOUT_S = 400.0  # one tiny pipeline run takes about 45 s on 2 cores
 # (name, what it covers), in the order they follow each other within a step
 PARTS: tuple[tuple[str, str], ...] = (
     ("controller", "previous step done -> task created (controller poll)"),
@@ -331,28 +328,18 @@ def import_seconds(module: str = "components.train") -> float:
     return time.perf_counter() - begin
 
 
-def _poll_sides(args: argparse.Namespace) -> tuple[float, float]:
-    """(ours, baseline) controller poll seconds: ``args.poll_seconds`` as [BEFORE, AFTER] or as ours alone (then
-    ``args.baseline_poll_seconds``)."""
-    value = getattr(args, "poll_seconds", None)
-    if isinstance(value, (list, tuple)):
-        before, after = (float(v) for v in value)
-        return after, before
-    return (1.0 if value is None else float(value)), float(getattr(args, "baseline_poll_seconds", 12.0))
-
-
-def run(args: argparse.Namespace, data: Any = None, workdir: Path | None = None) -> list[Row]:
-    """The suite (see the module docstring for what ``args`` it reads); ``data`` is not used; runs, agents and
-    logs go under ``workdir`` when given (else a temporary directory)."""
-    repeats = int(getattr(args, "orchestration_repeats", None) or getattr(args, "repeats", 1) or 1)
-    poll, baseline_poll = _poll_sides(args)
-    agent_poll = float(getattr(args, "agent_poll_seconds", None) or 1.0)
-    timeout = float(getattr(args, "run_timeout", None) or 400.0)
+def run(args: argparse.Namespace, data: Any, workdir: Path) -> list[Row]:
+    """The suite: ``args`` (``python -m benchmarks``) gives ``orchestration_repeats``, ``poll_seconds``
+    ([BEFORE, AFTER]: the baseline's controller poll and ours) and ``agent_poll_seconds``; ``data`` is not used;
+    the server's files, agents, checkout and logs go under ``workdir``."""
+    repeats = int(args.orchestration_repeats)
+    baseline_poll, poll = (float(v) for v in args.poll_seconds)
+    agent_poll = float(args.agent_poll_seconds)
+    timeout = RUN_TIMEOUT_S
     ours_label, base_label = f"poll {poll:g} s", f"poll {baseline_poll:g} s"
     runs: dict[str, list[Breakdown]] = {ours_label: [], base_label: []}
     with ExitStack() as stack:
-        root = (Path(workdir) / "orchestration" if workdir is not None
-                else Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-orchestration-"))))
+        root = Path(workdir) / "orchestration"
         root.mkdir(parents=True, exist_ok=True)
         stand = stack.enter_context(_stand(Path(tempfile.mkdtemp(prefix="run-", dir=root)), agent_poll))
 
@@ -392,19 +379,3 @@ def run(args: argparse.Namespace, data: Any = None, workdir: Path | None = None)
              Row(SUITE, "per step: startup minus that import (agent, checkout, Hydra, Task.init)", "s",
                  [b.mean("startup") - statistics.median(imports) for b in ours])]
     return rows
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeats", type=int, default=1)
-    parser.add_argument("--poll-seconds", type=float, nargs=2, default=[12.0, 1.0], metavar=("BEFORE", "AFTER"),
-                        help="pipeline.poll_seconds of the two sides (12 s is ClearML's default)")
-    parser.add_argument("--agent-poll-seconds", type=float, default=1.0)
-    parser.add_argument("--run-timeout", type=float, default=400.0)
-    rows = run(parser.parse_args())
-    print(table(rows))
-    sys.exit(0 if all(r.met is not False for r in rows) else 1)
-
-
-if __name__ == "__main__":
-    main()

@@ -45,3 +45,23 @@ def test_the_training_suites_report_every_figure_with_both_sides(tmp_path: Path)
     assert rows[("memory", "largest data set with cache=cache")]["ours"][0] > 0
     assert rows[("scaling", "seconds per epoch, nproc=2")]["baseline_label"] == "nproc=1"
     assert (tmp_path / "work" / "memory-2x.log").is_file(), "the 2x run trained on the replicated data"
+
+
+@pytest.mark.agent
+def test_the_orchestration_suite_runs_a_pipeline_on_agents_and_splits_its_time(tmp_path: Path) -> None:
+    """One pipeline run (both sides poll every second, so the two sides are one run): every part is there."""
+    out = tmp_path / "results.json"
+    proc = run_command([sys.executable, "-m", "benchmarks", "--suites", "orchestration", "--orchestration-repeats",
+                        "1", "--poll-seconds", "1", "1", "--workdir", str(tmp_path / "work"), "--json", str(out)],
+                       tmp_path / "benchmarks.log", timeout=900)
+    rows = {r["metric"].split(":")[0] if r["metric"].startswith("per step") else r["metric"].split(" (")[0]: r
+            for r in json.loads(out.read_text())["rows"]}
+    overhead = rows["orchestration overhead per step"]
+    assert proc.returncode == (1 if overhead["met"] is False else 0), proc.output[-4000:]
+    assert len(overhead["ours"]) == 1 and overhead["ours"] == overhead["baseline"] and overhead["target"] == "<= 10 s"
+    step_parts = [r for r in json.loads(out.read_text())["rows"] if r["metric"].startswith("per step: ")]
+    assert len(step_parts) == 8 and all(r["ours"][0] >= 0 for r in step_parts)  # 6 parts, agent share, startup - import
+    assert rows["steps' own work, all steps"]["ours"][0] > 0
+    assert rows["per run: API requests to the server"]["ours"][0] > 100
+    assert rows["fresh interpreter importing components.train"]["ours"][0] > 0
+    assert "controller poll 1.0 s" in proc.output, "the run's controller recorded the poll it was given"
