@@ -8,7 +8,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-import numpy as np
 import psutil
 import torch
 from monai.data import CacheDataset, Dataset, PersistentDataset, ThreadDataLoader, get_track_meta, set_track_meta
@@ -47,15 +46,12 @@ def make_dataset(records: Sequence[dict[str, Any]], transform: Compose, cache_cf
 
 
 def cached_bytes(item: Any) -> int:
-    """Bytes of the arrays in one cached item (a dictionary of tensors, as the deterministic transforms give)."""
+    """Bytes of the tensors in one cached item: a dictionary whose arrays the deterministic transforms'
+    ``EnsureTyped`` made tensors (other values, such as the case id, count nothing)."""
     if isinstance(item, torch.Tensor):
         return item.element_size() * item.nelement()
-    if isinstance(item, np.ndarray):
-        return int(item.nbytes)
     if isinstance(item, dict):
         return sum(cached_bytes(v) for v in item.values())
-    if isinstance(item, (list, tuple)):
-        return sum(cached_bytes(v) for v in item)
     return 0
 
 

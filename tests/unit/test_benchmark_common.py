@@ -71,3 +71,10 @@ def test_every_command_in_the_benchmarks_readme_parses() -> None:
             continue
         parsed = parse(args)
         assert set(parsed.suites) <= set(SUITES) and parsed.repeats >= 1
+
+
+def test_a_watched_command_that_never_prints_the_line_is_an_error_and_a_hung_one_is_killed(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError, match=r"ended \(exit 0\) before the line it was watched for; see .*early.log"):
+        run_watched([sys.executable, "-c", "print('no match')"], tmp_path / "early.log", until=re.compile("x").search)
+    hung = run_watched([sys.executable, "-c", "import time; time.sleep(60)"], tmp_path / "hung.log", timeout=1.0)
+    assert hung.returncode is not None and hung.returncode < 0 and hung.wall < 30
