@@ -92,6 +92,11 @@ def test_schedule_and_new_data_trigger_launch_runs_agents_complete(env: Env, tmp
         assert replaced["status"] == "stopped" and "archived" in replaced["system_tags"], replaced["status"]
     wait_until("the new services running", lambda: {t["id"] for v in services().values() for t in v} == set(second_ids.values()),
            90, diagnostics)
+    # a replaced service is stopped on the server at once, but its process ends only when its agent notices
+    # (up to one agent poll); a scheduler still alive in that window can launch one more run, so the runs
+    # counted from here on start once the replaced processes are gone
+    wait_until("the replaced service processes to end", lambda: not _service_processes(set(first_ids.values())), 90,
+               diagnostics)
 
     # 3. a new raw Dataset version triggers a run that trains on that version
     before = {t["id"] for t in launched()}
