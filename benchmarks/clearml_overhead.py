@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Iterator
 
 from benchmarks import workload
-from benchmarks.common import Row, check, interleave, python, python_env, run_watched
+from benchmarks.common import Row, check, interleave, python, python_env
 
 SUITE = "ClearML overhead"
 
@@ -21,24 +21,19 @@ def run(args: argparse.Namespace, data: Path, workdir: Path) -> list[Row]:
 
     epoch_times: dict[str, list[float]] = {"off": [], "offline": [], "online": []}
 
-    def timed(name: str, command: list[str], env: dict[str, str] | None = None) -> float:
-        watched = run_watched(command, workdir / f"{name}.log", env=env)
-        if watched.returncode != 0:
-            raise RuntimeError(f"{name}: exit {watched.returncode}; see {workdir / f'{name}.log'}")
-        found = workload.ours_epochs(watched.output).seconds
-        if len(found) != epochs:
-            raise RuntimeError(f"{name}: {len(found)} epoch lines, expected {epochs}; see {workdir / f'{name}.log'}")
-        epoch_times[name.split("-")[1]] += found
+    def timed(side: str, repeat: int, command: list[str], env: dict[str, str] | None = None) -> float:
+        watched, seconds = workload.train_to_end(command, workdir / f"overhead-{side}-{repeat}.log", epochs, env)
+        epoch_times[side] += seconds
         return watched.wall
 
     with standin_server(workdir / "standin") as online_env:
         sides = {
-            "off": lambda r: timed(f"overhead-off-{r}", python(
+            "off": lambda r: timed("off", r, python(
                 "benchmarks.untracked_train", f"inputs.manifest={data}", f"paths.output_root={workdir}",
                 f"paths.run_id=overhead-off-{r}", *common)),
-            "offline": lambda r: timed(f"overhead-offline-{r}", workload.train_command(
+            "offline": lambda r: timed("offline", r, workload.train_command(
                 data, workdir, f"overhead-offline-{r}", "clearml.offline=true", *common)),
-            "online": lambda r: timed(f"overhead-online-{r}", workload.train_command(
+            "online": lambda r: timed("online", r, workload.train_command(
                 data, workdir, f"overhead-online-{r}", "clearml.offline=false", *common), env=online_env),
         }
         print(f"[{SUITE}] train step, {epochs} epochs, ClearML off / offline / online (stand-in)", flush=True)

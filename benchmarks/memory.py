@@ -13,7 +13,7 @@ import psutil
 from monai.transforms import Compose
 
 from benchmarks import workload
-from benchmarks.common import Row, run_watched
+from benchmarks.common import Row
 from components.common.data import case_cache_bytes
 from components.common.inputs import load_manifest
 from components.common.transforms import deterministic_transforms, training_transforms
@@ -37,12 +37,9 @@ def run(args: argparse.Namespace, data: Path, workdir: Path) -> list[Row]:
         num_cases, cached_cases = len(sized.records("train")), len(sized.records("train")) + len(sized.records("val"))
         print(f"[{SUITE}] {factor}x: {num_cases} training cases, one epoch", flush=True)
         log = workdir / f"memory-{factor}x.log"
-        watched = run_watched(workload.train_command(folder, workdir, f"memory-{factor}x", "clearml.offline=true",
-                                                     "train.max_epochs=1", "train.log_images=false",
-                                                     f"device={args.device}"), log)
-        epochs = workload.ours_epochs(watched.output).seconds
-        if watched.returncode != 0 or len(epochs) != 1:
-            raise RuntimeError(f"the {factor}x train run failed (exit {watched.returncode}); see {log}")
+        watched, epochs = workload.train_to_end(workload.train_command(
+            folder, workdir, f"memory-{factor}x", "clearml.offline=true", "train.max_epochs=1",
+            "train.log_images=false", f"device={args.device}"), log, epochs=1)
         peaks.append(watched.peak_rss)
         cases.append(cached_cases)
         train_cases.append(num_cases)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Callable
 
 from benchmarks import workload
-from benchmarks.common import Row, interleave, run_watched
+from benchmarks.common import Row, interleave
 
 SUITE = "scaling"
 EPOCHS = 2
@@ -20,14 +20,11 @@ EPOCHS = 2
 def run(args: argparse.Namespace, data: Path, workdir: Path) -> list[Row]:
     def epoch_seconds(nproc: int, repeat: int) -> float:
         name = f"scaling-nproc{nproc}-{repeat}"
-        watched = run_watched(workload.train_command(
+        _, seconds = workload.train_to_end(workload.train_command(
             data, workdir, name, "clearml.offline=true", f"train.max_epochs={EPOCHS}", f"train.val_interval={EPOCHS}",
             "train.log_images=false", f"train.distributed.nproc={nproc}", f"device={args.device}"),
-            workdir / f"{name}.log")
-        found = workload.ours_epochs(watched.output).seconds
-        if watched.returncode != 0 or len(found) != EPOCHS:
-            raise RuntimeError(f"{name}: exit {watched.returncode}, {len(found)} epochs; see {workdir / name}.log")
-        return statistics.median(found)
+            workdir / f"{name}.log", EPOCHS)
+        return statistics.median(seconds)
 
     nprocs = [int(n) for n in args.nprocs]
     print(f"[{SUITE}] seconds per epoch with train.distributed.nproc in {nprocs}", flush=True)

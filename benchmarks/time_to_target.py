@@ -33,9 +33,8 @@ def run(args: argparse.Namespace, data: Path, workdir: Path) -> list[Row]:
     print(f"[{SUITE}] val mean Dice >= {target} on {device}, {args.repeats} seeds", flush=True)
     samples = interleave({"ours": ours, "tutorial": tutorial}, int(args.repeats))
     epochs = {side: [float(w.match["epoch"]) for w in runs if w.match] for side, runs in seen.items()}
-    waits = {side: [100 * workload.ours_epochs(w.output).data_wait_share if side == "ours"
-                    else 100 * workload.baseline_epochs(w.output).data_wait_share for w in runs]
-             for side, runs in seen.items()}
+    parse = {"ours": workload.ours_epochs, "tutorial": workload.baseline_epochs}
+    waits = {side: [100 * parse[side](w.output).data_wait_share for w in runs] for side, runs in seen.items()}
     rows = [
         check(Row(SUITE, f"seconds to val Dice {target:g} ({device})", "s", samples["ours"], samples["tutorial"],
                   baseline_label="tutorial"), minimum_ratio=2.0),

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.common import python
+from benchmarks.common import Watched, python, run_watched
 from components import preprocess
 from pipelines.config import compose_config
 
@@ -96,3 +96,15 @@ class Reach:
     def __call__(self, line: str) -> re.Match[str] | None:
         m = self.pattern.search(line)
         return m if m and m["dice"] is not None and float(m["dice"]) >= self.target else None
+
+
+def train_to_end(command: list[str], log: Path, epochs: int,
+                 env: dict[str, str] | None = None) -> tuple[Watched, list[float]]:
+    """Run a train command to its end; return what was watched and each epoch's seconds. A run that fails or
+    logs another number of epochs than ``epochs`` is an error naming its log."""
+    watched = run_watched(command, log, env=env)
+    seconds = ours_epochs(watched.output).seconds
+    if watched.returncode != 0 or len(seconds) != epochs:
+        raise RuntimeError(f"{command[2]} exited {watched.returncode} after {len(seconds)} of {epochs} epochs; "
+                           f"see {log}")
+    return watched, seconds
